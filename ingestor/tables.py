@@ -1,0 +1,106 @@
+"""Table schemas as data: loads `schemas/<Table>.json` into typed objects.
+
+The schema files are the single source of column names, types and required columns. They ship inside the
+package (`ingestor/schemas/` in a wheel) and are read from the repository's `schemas/` in a source checkout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+ColumnType = Literal["string", "int", "long", "real", "boolean", "datetime", "dynamic", "guid"]
+COLUMN_TYPES: frozenset[str] = frozenset(ColumnType.__args__)  # type: ignore[attr-defined]
+CATEGORY_PREFIX = "AdvancedHunting-"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    # "stream": carried in the Streaming API's properties; "table": a Sentinel column the stream never
+    # carries; "added": set by the ingestor (TimeGenerated, SourceTenantId, RetentionTag).
+    origin: Literal["stream", "table", "added"]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class TableSchema:
+    table: str
+    category: str
+    required: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def input_columns(self) -> tuple[Column, ...]:
+        """Columns a Streaming API record may carry in `properties`."""
+        return tuple(c for c in self.columns if c.origin != "added")
+
+
+class SchemaError(Exception):
+    """A schema file is missing or malformed."""
+
+
+def schema_dir() -> Path:
+    """Where the schema files are: inside the installed package, else the source checkout's `schemas/`."""
+    packaged = Path(str(resources.files("ingestor"))) / "schemas"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    if checkout.is_dir():
+        return checkout
+    raise SchemaError(f"no schema directory at {packaged} or {checkout}; reinstall the package")
+
+
+def parse_schema(doc: dict[str, object], origin: str) -> TableSchema:
+    try:
+        columns = tuple(
+            Column(name=c["name"], type=c["type"], origin=c["origin"], description=c.get("description", ""))
+            for c in doc["columns"]  # type: ignore[attr-defined]
+        )
+        schema = TableSchema(
+            table=str(doc["table"]),
+            category=str(doc["category"]),
+            required=tuple(doc["required"]),  # type: ignore[call-overload]
+            columns=columns,
+        )
+    except (KeyError, TypeError) as exc:
+        raise SchemaError(f"{origin}: malformed schema ({exc!r})") from exc
+    bad = [c.name for c in columns if c.type not in COLUMN_TYPES]
+    if bad:
+        raise SchemaError(f"{origin}: unknown column types for {bad}")
+    missing = set(schema.required) - set(schema.column_names)
+    if missing:
+        raise SchemaError(f"{origin}: required columns {sorted(missing)} are not columns")
+    return schema
+
+
+@cache
+def load_schemas(directory: Path | None = None) -> dict[str, TableSchema]:
+    """All table schemas by table name, in file-name order."""
+    root = directory or schema_dir()
+    schemas = {}
+    for path in sorted(root.glob("*.json")):
+        schema = parse_schema(json.loads(path.read_text(encoding="utf-8")), str(path))
+        schemas[schema.table] = schema
+    if not schemas:
+        raise SchemaError(f"no schema files in {root}")
+    return schemas
+
+
+def default_table_name(table: str) -> str:
+    """Custom table a Defender table lands in by default (the Logs Ingestion API cannot write `Device*`)."""
+    return f"{table}_CL"
+
+
+def default_stream_name(table: str) -> str:
+    """DCR stream declaration that feeds the default table."""
+    return f"Custom-{table}_CL"
