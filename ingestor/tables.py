@@ -69,7 +69,7 @@ def parse_schema(doc: dict[str, object], origin: str) -> TableSchema:
         schema = TableSchema(
             table=str(doc["table"]),
             category=str(doc["category"]),
-            required=tuple(doc["required"]),  # type: ignore[call-overload]
+            required=tuple(str(r) for r in doc["required"]),  # type: ignore[attr-defined]
             columns=columns,
         )
     except (KeyError, TypeError) as exc:

@@ -1,0 +1,89 @@
+"""Command line: `ingestor run | check-config | emulator | generate`.
+
+`run` validates the configuration before building any client, installs uvloop, and exits 0 after a graceful
+SIGTERM/SIGINT shutdown; configuration errors exit 2 with one line per problem naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from ingestor import __version__
+from ingestor.config import Config, load_config
+from ingestor.errors import ConfigError
+from ingestor.logs import setup_logging
+
+log = logging.getLogger("ingestor")
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ingestor", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ingestor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="consume, validate and deliver until stopped")
+    run.add_argument("--config", type=Path, help="YAML file; INGESTOR_* environment variables override it")
+    check = commands.add_parser("check-config", help="validate the configuration and print it with secrets masked")
+    check.add_argument("--config", type=Path)
+    commands.add_parser(
+        "emulator", help="local HTTPS Logs Ingestion API (see `ingestor emulator --help`)", add_help=False
+    )
+    commands.add_parser("generate", help="synthetic Defender traffic (see `ingestor generate --help`)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # emulator and generate parse their own options.
+    if args_list and args_list[0] == "emulator":
+        from ingestor.emulator import run as run_emulator
+
+        return run_emulator(args_list[1:])
+    if args_list and args_list[0] == "generate":
+        from ingestor.generate import run as run_generate
+
+        return int(run_generate(args_list[1:]))
+    args = _parser().parse_args(args_list)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"ingestor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print(yaml.safe_dump(config.masked(), sort_keys=False), end="")
+        return 0
+    return run(config)
+
+
+def run(config: Config) -> int:
+    setup_logging(config.log_level)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(_run(config))
+    return uvloop.run(_run(config))
+
+
+async def _run(config: Config) -> int:
+    from ingestor.app import Ingestor
+
+    ingestor = Ingestor(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, ingestor.stop)
+    try:
+        await ingestor.run()
+    except Exception as exc:
+        failures = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+        for failure in failures:
+            log.error("ingestor failed", exc_info=failure)
+        return 1
+    return 0

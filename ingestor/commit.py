@@ -1,0 +1,54 @@
+"""OffsetTracker: which source positions are safe to commit.
+
+A message's position becomes committable when its ticket is done; commits advance only over contiguous done
+positions per partition. The tracker is the only place that decides what `source.commit()` receives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+
+from ingestor.models import Partition, Position, Ticket
+
+
+class OffsetTracker:
+    def __init__(self) -> None:
+        self._open: dict[Partition, deque[Ticket]] = {}
+        self._committed: dict[Partition, int] = {}
+
+    def track(self, position: Position) -> Ticket:
+        """Register a message in arrival order; positions of one partition must arrive in offset order."""
+        ticket = Ticket(position, time.monotonic())
+        self._open.setdefault(position.key, deque()).append(ticket)
+        return ticket
+
+    def committable(self) -> dict[Partition, int]:
+        """Offsets to commit (next offset to read, Kafka convention) for partitions that advanced."""
+        advanced: dict[Partition, int] = {}
+        for key, tickets in self._open.items():
+            last = None
+            while tickets and tickets[0].done:
+                last = tickets.popleft().position.offset
+            if last is not None:
+                advanced[key] = last + 1
+        return advanced
+
+    def committed(self, offsets: dict[Partition, int]) -> None:
+        """Record offsets the source confirmed as committed."""
+        self._committed.update(offsets)
+
+    def committed_offset(self, key: Partition) -> int | None:
+        return self._committed.get(key)
+
+    def open_messages(self, keys: Iterable[Partition] | None = None) -> int:
+        """Messages read but not yet committable, for the given partitions or all."""
+        selected = self._open if keys is None else {k: self._open.get(k, deque()) for k in keys}
+        return sum(len(t) for t in selected.values())
+
+    def forget(self, keys: Iterable[Partition]) -> None:
+        """Drop state of partitions this process no longer owns."""
+        for key in keys:
+            self._open.pop(key, None)
+            self._committed.pop(key, None)

@@ -1,0 +1,287 @@
+"""Configuration: one YAML file, every key overridable by `INGESTOR_<SECTION>__<KEY>` environment variables.
+
+`load_config()` validates everything before any client is built and raises ConfigError whose lines name the
+key and the fix. Secrets are `SecretStr` and print masked in `masked()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ingestor.errors import ConfigError
+from ingestor.models import Destination
+from ingestor.tables import default_stream_name, default_table_name, load_schemas
+
+ENV_PREFIX = "INGESTOR_"
+# The Logs Ingestion API rejects bodies over 1,048,576 bytes as sent (after gzip); stay just under it.
+REQUEST_LIMIT_BYTES = 1_048_576
+DEFAULT_MAX_REQUEST_BYTES = 1_040_000
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaAuth(Section):
+    """How to authenticate to the broker.
+
+    `none`: plaintext or TLS without SASL (local Kafka). `connection_string`: Event Hubs shared access key
+    (SASL PLAIN, user `$ConnectionString`). `entra`: Event Hubs with an Entra ID token (OAUTHBEARER) from
+    azure-identity's DefaultAzureCredential (workload identity, managed identity, service principal).
+    """
+
+    type: Literal["none", "connection_string", "entra"] = "none"
+    connection_string: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _needs_secret(self) -> KafkaAuth:
+        if self.type == "connection_string" and not self.connection_string:
+            raise ValueError(
+                "auth.type connection_string needs auth.connection_string (or INGESTOR_SOURCE__AUTH__CONNECTION_STRING)"
+            )
+        return self
+
+
+class KafkaSourceConfig(Section):
+    type: Literal["kafka"] = "kafka"
+    bootstrap_servers: Annotated[list[str], Field(min_length=1)]
+    topics: Annotated[list[str], Field(min_length=1)]
+    group_id: Annotated[str, Field(min_length=1, max_length=256)]
+    auth: KafkaAuth = KafkaAuth()
+    # TLS to the broker; Event Hubs always uses it. `ca_file` adds a CA to trust.
+    tls: bool = False
+    ca_file: Path | None = None
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # Event Hubs allows 4 commits per second per partition.
+    commit_interval_secs: Annotated[float, Field(ge=0.25, le=60)] = 1.0
+    fetch_max_bytes: Annotated[int, Field(ge=1024)] = 52_428_800
+    max_partition_fetch_bytes: Annotated[int, Field(ge=1024)] = 4_194_304
+    max_poll_records: Annotated[int, Field(ge=1)] = 2_000
+    session_timeout_secs: Annotated[float, Field(ge=6, le=300)] = 30.0
+    request_timeout_secs: Annotated[float, Field(gt=20, le=300)] = 60.0
+
+    @field_validator("bootstrap_servers", "topics", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @property
+    def is_event_hubs(self) -> bool:
+        return any(".servicebus." in server for server in self.bootstrap_servers)
+
+    @model_validator(mode="after")
+    def _event_hubs_needs_tls_and_auth(self) -> KafkaSourceConfig:
+        if self.is_event_hubs and self.auth.type == "none":
+            raise ValueError(
+                "bootstrap_servers points at Event Hubs (*.servicebus.*): set auth.type to connection_string or entra"
+            )
+        return self
+
+
+class Credential(Section):
+    """`default`: azure-identity DefaultAzureCredential. `static_token`: a fixed bearer token (emulator only)."""
+
+    type: Literal["default", "static_token"] = "default"
+    token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _token_present(self) -> Credential:
+        if self.type == "static_token" and not self.token:
+            raise ValueError(
+                "credential.type static_token needs credential.token (or INGESTOR_SINK__CREDENTIAL__TOKEN)"
+            )
+        return self
+
+
+class DestinationOverride(Section):
+    """Per-table destination; unset fields take the defaults (sink.rule_id, `Custom-<T>_CL`, `<T>_CL`)."""
+
+    rule_id: str | None = None
+    stream: str | None = None
+    table_name: str | None = None
+
+
+class LogsIngestionSinkConfig(Section):
+    type: Literal["logs_ingestion"] = "logs_ingestion"
+    # The DCR's logs ingestion endpoint or a data collection endpoint (DCE) URL.
+    endpoint: str
+    # Immutable id of the default DCR, `dcr-` and 32 hex digits (Azure portal: DCR > JSON view > immutableId).
+    rule_id: str
+    credential: Credential = Credential()
+    ca_file: Path | None = None
+    # Turning TLS verification off is for debugging only; the ingestor logs a warning at every start.
+    insecure_skip_tls_verify: bool = False
+    max_request_bytes: Annotated[int, Field(ge=16_384, le=REQUEST_LIMIT_BYTES)] = DEFAULT_MAX_REQUEST_BYTES
+    linger_secs: Annotated[float, Field(gt=0, le=300)] = 2.0
+    upload_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    request_timeout_secs: Annotated[float, Field(gt=0, le=600)] = 60.0
+    # Bytes of rows held in open batches, queued and in flight; above it the source pauses.
+    max_inflight_bytes: Annotated[int, Field(ge=1_048_576)] = 128 * 1_048_576
+    compression_level: Annotated[int, Field(ge=0, le=3)] = 1
+    max_backoff_secs: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # How often to retry after 401/403/404 (misconfiguration) before resuming by itself.
+    auth_retry_secs: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    tables: dict[str, DestinationOverride] = {}
+
+    @field_validator("endpoint")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not re.fullmatch(r"https://[^\s/]+(/\S*)?", value):
+            raise ValueError(
+                f"must be an https:// URL such as https://<dce>.<region>.ingest.monitor.azure.com, got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @field_validator("rule_id")
+    @classmethod
+    def _immutable_id(cls, value: str) -> str:
+        if not re.fullmatch(r"dcr-[0-9a-fA-F]{32}", value):
+            raise ValueError(f"must be a DCR immutable id, 'dcr-' and 32 hex digits, got {value!r}")
+        return value
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, value: dict[str, DestinationOverride]) -> dict[str, DestinationOverride]:
+        known = load_schemas()
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"unknown tables {unknown}; known tables are {sorted(known)}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_file(self) -> LogsIngestionSinkConfig:
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"ca_file {self.ca_file} does not exist or is not a file")
+        return self
+
+
+class DeadLetterConfig(Section):
+    path: Path
+    max_file_bytes: Annotated[int, Field(ge=65_536)] = 64 * 1_048_576
+
+
+class MetricsConfig(Section):
+    host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the pod
+    port: Annotated[int, Field(ge=0, le=65_535)] = 9464
+
+
+class ValidationConfig(Section):
+    # Columns Defender added after our schemas: the DCR would drop them silently, so we count them and
+    # either drop them (default) or dead-letter the record.
+    unknown_columns: Literal["drop", "reject"] = "drop"
+    max_record_bytes: Annotated[int, Field(ge=1024, le=REQUEST_LIMIT_BYTES)] = 1_000_000
+    # The service truncates longer field values; we truncate first and count it.
+    max_field_bytes: Annotated[int, Field(ge=1024)] = 65_536
+
+
+class Config(Section):
+    source: KafkaSourceConfig
+    sink: LogsIngestionSinkConfig
+    dead_letter: DeadLetterConfig
+    metrics: MetricsConfig = MetricsConfig()
+    validation: ValidationConfig = ValidationConfig()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # SIGTERM: stop fetching, flush, wait for uploads and commit within this bound.
+    shutdown_grace_secs: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+    def destinations(self) -> dict[str, Destination]:
+        return build_destinations(self.sink)
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration as plain data with every secret replaced by asterisks."""
+        masked: dict[str, Any] = _mask(self.model_dump(mode="python"))
+        return masked
+
+
+def build_destinations(sink: LogsIngestionSinkConfig) -> dict[str, Destination]:
+    """One destination per table: defaults derived from the table name, overrides from `sink.tables`."""
+    out = {}
+    for table in load_schemas():
+        override = sink.tables.get(table, DestinationOverride())
+        out[table] = Destination(
+            table=table,
+            rule_id=override.rule_id or sink.rule_id,
+            stream=override.stream or default_stream_name(table),
+            table_name=override.table_name or default_table_name(table),
+        )
+    return out
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def apply_env(doc: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """Overlay `INGESTOR_A__B=value` onto doc["a"]["b"]; values are parsed as YAML scalars or lists."""
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path) or path[0] not in Config.model_fields:
+            continue
+        node = doc
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        try:
+            node[path[-1]] = yaml.safe_load(text) if text else text
+        except yaml.YAMLError:
+            node[path[-1]] = text
+    return doc
+
+
+def _describe(error: Any) -> str:
+    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
+    env = ENV_PREFIX + "__".join(str(p).upper() for p in error["loc"] if not str(p).startswith("function"))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{loc}: required; set it in the config file or with {env}"
+    if error["type"] == "extra_forbidden":
+        return f"{loc}: unknown key; remove it or check its spelling (see README, Configuration)"
+    return f"{loc or '(top level)'}: {message}"
+
+
+def parse_config(doc: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError([_describe(e) for e in exc.errors()]) from None
+
+
+def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Config:
+    """Read YAML (optional when everything comes from the environment), overlay env, validate."""
+    doc: Any = {}
+    if path is not None:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError([f"--config {path}: cannot read ({exc.strerror})"]) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"--config {path}: not valid YAML ({exc})"]) from None
+        if not isinstance(doc, dict):
+            raise ConfigError([f"--config {path}: top level must be a mapping of sections"])
+    return parse_config(apply_env(doc, dict(os.environ if environ is None else environ)))

@@ -1,0 +1,124 @@
+"""Every Prometheus metric the ingestor exports, on an injectable registry.
+
+Labels are bounded: table, destination (table name), reason, status class, topic and partition. Stages update
+metrics once per batch, never per event.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+ACK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages_read = Counter("ingestor_read_messages", "Messages read from the source", ["topic"], registry=r)
+        self.events_read = Counter(
+            "ingestor_read_events",
+            "Records read, by table ('unknown' when the record names none)",
+            ["table"],
+            registry=r,
+        )
+        self.events_accepted = Counter(
+            "ingestor_accepted_events",
+            "Rows the Logs Ingestion API accepted (204)",
+            ["table", "destination"],
+            registry=r,
+        )
+        self.events_dead_lettered = Counter(
+            "ingestor_dead_lettered_events",
+            "Records written to the dead letter",
+            ["table", "reason"],
+            registry=r,
+        )
+        self.events_skipped = Counter(
+            "ingestor_skipped_events",
+            "Records of categories the ingestor does not ingest",
+            ["category"],
+            registry=r,
+        )
+        self.unknown_columns = Counter(
+            "ingestor_unknown_columns",
+            "Values in columns not in the table schema",
+            ["table", "column"],
+            registry=r,
+        )
+        self.truncated_fields = Counter(
+            "ingestor_truncated_fields",
+            "Field values cut to validation.max_field_bytes",
+            ["table"],
+            registry=r,
+        )
+        self.raw_bytes = Counter(
+            "ingestor_raw_bytes",
+            "Uncompressed JSON bytes of rows accepted",
+            ["table", "destination"],
+            registry=r,
+        )
+        self.compressed_bytes = Counter(
+            "ingestor_compressed_bytes",
+            "Request body bytes sent and accepted (gzip)",
+            ["destination"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "ingestor_requests",
+            "Logs Ingestion requests by status class",
+            ["destination", "status_class"],
+            registry=r,
+        )
+        self.upload_duration = Histogram(
+            "ingestor_upload_duration_seconds",
+            "Duration of one Logs Ingestion request",
+            ["destination"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ack_latency = Histogram(
+            "ingestor_ack_latency_seconds",
+            "From reading a message to its last row landing",
+            ["destination"],
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter("ingestor_retries", "Requests retried, by reason", ["destination", "reason"], registry=r)
+        self.retry_wait = Counter(
+            "ingestor_retry_wait_seconds",
+            "Seconds spent waiting before retries",
+            ["destination", "reason"],
+            registry=r,
+        )
+        self.batch_splits = Counter(
+            "ingestor_batch_splits",
+            "Batches split after 413 or bisected after 400",
+            ["destination", "reason"],
+            registry=r,
+        )
+        self.inflight_bytes = Gauge(
+            "ingestor_inflight_bytes", "Row bytes in open batches, queued and in flight", registry=r
+        )
+        self.committed_offset = Gauge(
+            "ingestor_committed_offset", "Last committed offset", ["topic", "partition"], registry=r
+        )
+        self.consumer_lag = Gauge(
+            "ingestor_consumer_lag_messages",
+            "High watermark minus committed offset",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.partition_paused = Gauge(
+            "ingestor_partition_paused",
+            "1 while the partition is paused for backpressure",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.commits = Counter("ingestor_commits", "Offset commits, by outcome", ["outcome"], registry=r)
+        self.sink_authorized = Gauge(
+            "ingestor_sink_authorized", "0 while the Logs Ingestion API refuses us (401/403/404)", registry=r
+        )
+        self.ready = Gauge("ingestor_ready", "1 when partitions are assigned and the sink authorized", registry=r)
+        self.sink_authorized.set(1)

@@ -1,0 +1,110 @@
+"""Data that crosses stage boundaries: source positions, raw messages, delivery tickets, rejected records.
+
+Plain slotted classes, no behaviour beyond bookkeeping; every stage imports from here, never from each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Partition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a message came from: enough to commit past it and to find it again."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def key(self) -> Partition:
+        return Partition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message as a source delivers it: raw bytes and their position."""
+
+    value: bytes
+    position: Position
+    timestamp_ms: int | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Ticket:
+    """Delivery bookkeeping for one message: done once sealed and every row taken from it is settled.
+
+    A row is settled when the service accepted it (204) or it was written to the dead letter.
+    """
+
+    position: Position
+    read_at: float
+    pending: int = 0
+    sealed: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.sealed and self.pending == 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """A record's place: its message's position and its index within the message (None for a shaped row)."""
+
+    position: Position
+    index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that cannot be delivered, on its way to the dead letter."""
+
+    raw: bytes
+    table: str | None
+    reason: str
+    detail: str
+    source: SourceRef | None
+
+
+@dataclass(slots=True)
+class Destination:
+    """Where a table's rows go: a DCR stream and the table behind it."""
+
+    table: str
+    rule_id: str
+    stream: str
+    table_name: str
+    retention_tag: str = "default"
+
+    @property
+    def label(self) -> str:
+        """Bounded metric label for this destination."""
+        return self.table_name
+
+
+@dataclass(slots=True)
+class Batch:
+    """Serialized rows bound for one destination, each with the ticket of the message it came from."""
+
+    destination: Destination
+    rows: list[bytes] = field(default_factory=list)
+    tickets: list[Ticket] = field(default_factory=list)
+    raw_bytes: int = 0
+    opened_at: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def split(self, at: int) -> tuple[Batch, Batch]:
+        """Two batches: rows before `at` and rows from `at` on."""
+        head = Batch(self.destination, self.rows[:at], self.tickets[:at], opened_at=self.opened_at)
+        tail = Batch(self.destination, self.rows[at:], self.tickets[at:], opened_at=self.opened_at)
+        head.raw_bytes = sum(map(len, head.rows)) + len(head.rows)  # +1 per row: the separating comma
+        tail.raw_bytes = self.raw_bytes - head.raw_bytes
+        return head, tail

@@ -1,0 +1,122 @@
+"""Typed row codecs compiled once from the table schemas.
+
+Each table gets a msgspec Struct with one field per schema column, typed so that decoding checks types,
+required columns and value formats in one pass; a tagged union over the ten record types routes by
+`category` in the same pass. Column lists come only from `schemas/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import msgspec
+
+from ingestor.tables import TableSchema
+
+DATETIME_PATTERN = (
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,7})?"
+    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+COLUMN_TYPES: dict[str, Any] = {
+    "string": str,
+    "int": Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)],
+    "long": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],
+    "real": float,
+    "boolean": bool,
+    "datetime": Annotated[str, msgspec.Meta(pattern=DATETIME_PATTERN)],
+    "guid": Annotated[str, msgspec.Meta(pattern=GUID_PATTERN)],
+    "dynamic": Any,
+}
+# Columns the ingestor sets on every row; a record's own values for them are replaced.
+ADDED_COLUMNS = ("TimeGenerated", "SourceTenantId", "RetentionTag")
+MAX_LEARNED_COLUMNS = 64
+
+
+@dataclass(slots=True)
+class TableCodec:
+    """Row struct and decoders for one table; learns columns Defender added after our schema."""
+
+    schema: TableSchema
+    dynamic_columns: tuple[str, ...]
+    string_columns: tuple[str, ...]
+    # Field name in the struct -> column name in the record, for columns not in the schema.
+    learned: dict[str, str] = field(default_factory=dict)
+    row_type: type[msgspec.Struct] = msgspec.Struct
+    record_type: type[msgspec.Struct] = msgspec.Struct
+
+    @classmethod
+    def build(cls, schema: TableSchema) -> TableCodec:
+        codec = cls(
+            schema=schema,
+            dynamic_columns=tuple(c.name for c in schema.columns if c.type == "dynamic"),
+            string_columns=tuple(c.name for c in schema.columns if c.type == "string"),
+        )
+        codec._compile()
+        return codec
+
+    @property
+    def table(self) -> str:
+        return self.schema.table
+
+    def learn(self, column: str) -> bool:
+        """Accept `column` as a known-unknown so the fast path keeps working; False when at the cap."""
+        if column in self.learned.values() or len(self.learned) >= MAX_LEARNED_COLUMNS:
+            return False
+        self.learned[f"x_learned_{len(self.learned)}"] = column
+        self._compile()
+        return True
+
+    def _compile(self) -> None:
+        required = set(self.schema.required)
+        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+        for column in self.schema.columns:
+            kind = COLUMN_TYPES[column.type]
+            if column.name in required:
+                fields.append((column.name, kind))
+            else:
+                fields.append((column.name, kind | None if column.type != "dynamic" else Any, None))
+        fields.sort(key=lambda f: len(f) == 3)  # msgspec: required fields first
+        fields.extend((name, Any, None) for name in self.learned)
+        self.row_type = msgspec.defstruct(
+            f"{self.table}Row",
+            fields,
+            rename=dict(self.learned) or None,
+            forbid_unknown_fields=True,
+            omit_defaults=True,
+        )
+        self.record_type = msgspec.defstruct(
+            f"{self.table}Record",
+            [("properties", self.row_type), ("tenantId", str | None, None)],
+            tag_field="category",
+            tag=self.schema.category,
+        )
+
+
+class GenericRecord(msgspec.Struct):
+    """Any record, loosely typed: used only to explain why a record failed the typed decode."""
+
+    category: Any = None
+    tenantId: Any = None
+    properties: Any = None
+
+
+class Envelope(msgspec.Struct):
+    """An Event Hubs message body: `{"records": [...]}`; other top-level keys are ignored."""
+
+    records: list[msgspec.Raw]
+
+
+def record_union(codecs: dict[str, TableCodec]) -> Any:
+    """Union of every table's record struct, discriminated by `category`."""
+    types = tuple(codec.record_type for codec in codecs.values())
+    return types[0] if len(types) == 1 else Any if not types else _union(types)
+
+
+def _union(types: tuple[type[msgspec.Struct], ...]) -> Any:
+    union: Any = types[0]
+    for t in types[1:]:
+        union = union | t
+    return union

@@ -1,0 +1,296 @@
+"""Decode, route, validate and shape: raw message bytes -> destination rows, rejects and skips.
+
+Input is the Event Hubs envelope `{"records": [...]}` or one record per line (Storage export). Every record read
+ends in exactly one of: a shaped row (serialized once, ready to batch), a Rejected (for the dead letter), or a
+skip (unknown category). Hot path: the whole message is decoded typed in one msgspec pass; only messages with a
+bad or unusual record fall back to per-record decoding, which explains each failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ingestor.models import Rejected, SourceRef
+from ingestor.pipeline.codec import ADDED_COLUMNS, Envelope, GenericRecord, TableCodec, record_union
+from ingestor.tables import CATEGORY_PREFIX, TableSchema
+
+log = logging.getLogger(__name__)
+
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_AT_PATH = re.compile(r"at `\$\.?(?:properties\.)?([^`\[]*)")
+MAX_SKIP_LABELS = 32
+
+
+@dataclass(slots=True)
+class DecodedRow:
+    table: str
+    body: bytes
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    """What one message turned into; `read` counts records (a message that is not JSON at all counts 1)."""
+
+    rows: list[DecodedRow] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    unknown_columns: Counter[tuple[str, str]] = field(default_factory=Counter)
+    truncated_fields: Counter[str] = field(default_factory=Counter)
+    read: int = 0
+
+
+class MessageDecoder:
+    """Turns message bytes into shaped rows; one instance per process, built from the schemas."""
+
+    def __init__(
+        self,
+        schemas: dict[str, TableSchema],
+        *,
+        retention_tag: Callable[[str], str] = lambda _table: "default",
+        unknown_columns: str = "drop",
+        max_record_bytes: int = 1_000_000,
+        max_field_bytes: int = 65_536,
+    ) -> None:
+        self._codecs = {s.category: TableCodec.build(s) for s in schemas.values()}
+        self._by_table = {c.table: c for c in self._codecs.values()}
+        self._retention_tag = retention_tag
+        self._reject_unknown = unknown_columns == "reject"
+        self._max_record_bytes = max_record_bytes
+        self._max_field_bytes = max_field_bytes
+        self._encode = msgspec.json.Encoder().encode
+        self._decode_generic = msgspec.json.Decoder(GenericRecord).decode
+        self._decode_envelope = msgspec.json.Decoder(Envelope).decode
+        self._seen_unknown: set[tuple[str, str]] = set()
+        self._seen_skipped: set[str] = set()
+        self._compile()
+
+    def _compile(self) -> None:
+        self._by_type = {codec.record_type: codec for codec in self._codecs.values()}
+        union = record_union(self._codecs)
+        self._decode_message = msgspec.json.Decoder(_envelope_of(union)).decode
+        self._decode_record = msgspec.json.Decoder(union).decode
+
+    # -- public -------------------------------------------------------------------------------------------
+
+    def decode(self, value: bytes, source: SourceRef | None = None) -> DecodeResult:
+        """Hot path: one call per message."""
+        result = DecodeResult()
+        if len(value) <= self._max_record_bytes:
+            try:
+                records = self._decode_message(value).records  # type: ignore[attr-defined]
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                pass
+            else:
+                result.read = len(records)
+                self._shape_all(records, result)
+                return result
+        self._decode_slow(value, source, result)
+        return result
+
+    # -- fast path ----------------------------------------------------------------------------------------
+
+    def _shape_all(self, records: list[Any], result: DecodeResult) -> None:
+        by_type = self._by_type
+        append = result.rows.append
+        for record in records:
+            codec = by_type[record.__class__]
+            append(DecodedRow(codec.table, self._shape(codec, record, result)))
+
+    def _shape(self, codec: TableCodec, record: Any, result: DecodeResult) -> bytes:
+        row = record.properties
+        row.TimeGenerated = row.Timestamp
+        row.SourceTenantId = record.tenantId
+        row.RetentionTag = self._retention_tag(codec.table)
+        for name in codec.dynamic_columns:
+            value = getattr(row, name)
+            if value.__class__ is str:
+                setattr(row, name, _parse_dynamic(value))
+        if codec.learned:
+            for name, column in codec.learned.items():
+                if getattr(row, name) is not None:
+                    result.unknown_columns[(codec.table, column)] += 1
+                    setattr(row, name, None)
+        return self._encode(row)
+
+    # -- slow path: per record, every failure explained ----------------------------------------------------
+
+    def _decode_slow(self, value: bytes, source: SourceRef | None, result: DecodeResult) -> None:
+        raws = _split_message(value, self._decode_envelope)
+        if isinstance(raws, Rejected):
+            result.read = 1
+            result.rejected.append(_with_source(raws, source, 0))
+            return
+        result.read = len(raws)
+        for index, raw in enumerate(raws):
+            ref = SourceRef(source.position, index) if source else None
+            self._decode_one(raw, ref, result)
+
+    def _decode_one(self, raw: bytes, ref: SourceRef | None, result: DecodeResult) -> None:
+        if len(raw) > self._max_record_bytes:
+            table = self._peek_table(raw)
+            detail = f"record is {len(raw)} bytes; validation.max_record_bytes is {self._max_record_bytes}"
+            result.rejected.append(Rejected(raw, table, "oversized_record", detail, ref))
+            return
+        try:
+            record = self._decode_record(raw)
+        except msgspec.ValidationError:  # a subclass of DecodeError: test it first
+            self._explain(raw, ref, result)
+            return
+        except msgspec.DecodeError as exc:
+            result.rejected.append(Rejected(raw, None, "malformed_json", str(exc), ref))
+            return
+        codec = self._by_type[record.__class__]
+        row = record.properties
+        if len(raw) > self._max_field_bytes:
+            self._truncate(codec, row, result)
+        result.rows.append(DecodedRow(codec.table, self._shape(codec, record, result)))
+
+    def _explain(self, raw: bytes, ref: SourceRef | None, result: DecodeResult) -> None:
+        """Classify a record that failed the typed decode, or learn a new column and retry it."""
+        try:
+            generic = self._decode_generic(raw)
+        except msgspec.ValidationError:
+            result.rejected.append(Rejected(raw, None, "not_an_object", "record is not a JSON object", ref))
+            return
+        category = generic.category
+        if not isinstance(category, str):
+            detail = "record has no string `category`"
+            result.rejected.append(Rejected(raw, None, "invalid_envelope", detail, ref))
+            return
+        codec = self._codecs.get(category)
+        if codec is None:
+            self._skip(category, result)
+            return
+        if not isinstance(generic.properties, dict):
+            detail = "record has no `properties` object"
+            result.rejected.append(Rejected(raw, codec.table, "invalid_envelope", detail, ref))
+            return
+        unknown = [k for k in generic.properties if k not in codec.schema.column_names]
+        if unknown:
+            # With `drop`, learn the columns so later records take the fast path (which counts and drops
+            # them); with `reject`, keep them unknown so each such record comes here with its raw bytes.
+            if not self._reject_unknown and all(self._learn(codec, column) for column in unknown):
+                self._decode_one(raw, ref, result)  # the learned columns now decode; count them there
+                return
+            for column in unknown:
+                self._note_unknown(codec.table, column, result)
+            if self._reject_unknown:
+                detail = f"unknown columns {sorted(unknown)}"
+                result.rejected.append(Rejected(raw, codec.table, "unknown_column", detail, ref))
+                return
+            for column in unknown:
+                del generic.properties[column]
+        try:
+            row = msgspec.convert(generic.properties, codec.row_type)
+        except msgspec.ValidationError as exc:
+            reason, detail = _classify(str(exc), codec.schema)
+            result.rejected.append(Rejected(raw, codec.table, reason, detail, ref))
+            return
+        tenant = generic.tenantId if isinstance(generic.tenantId, str) else None
+        record = codec.record_type(properties=row, tenantId=tenant)
+        if len(raw) > self._max_field_bytes:
+            self._truncate(codec, row, result)
+        result.rows.append(DecodedRow(codec.table, self._shape(codec, record, result)))
+
+    def _learn(self, codec: TableCodec, column: str) -> bool:
+        if not codec.learn(column):
+            return False
+        log.warning("new column seen; dropping it from rows", extra={"table": codec.table, "column": column})
+        self._seen_unknown.add((codec.table, column))
+        self._compile()
+        return True
+
+    def _note_unknown(self, table: str, column: str, result: DecodeResult) -> None:
+        result.unknown_columns[(table, column)] += 1
+        if (table, column) not in self._seen_unknown:
+            self._seen_unknown.add((table, column))
+            log.warning("new column seen", extra={"table": table, "column": column})
+
+    def _skip(self, category: str, result: DecodeResult) -> None:
+        label = category.removeprefix(CATEGORY_PREFIX)
+        if label not in self._seen_skipped:
+            if len(self._seen_skipped) >= MAX_SKIP_LABELS:
+                label = "other"
+            else:
+                self._seen_skipped.add(label)
+                log.info("skipping category we do not ingest", extra={"category": category})
+        result.skipped[label] += 1
+
+    def _truncate(self, codec: TableCodec, row: Any, result: DecodeResult) -> None:
+        limit = self._max_field_bytes
+        for name in codec.string_columns + codec.dynamic_columns:
+            value = getattr(row, name)
+            if isinstance(value, str) and len(value) * 4 > limit:
+                encoded = value.encode()
+                if len(encoded) > limit:
+                    setattr(row, name, encoded[:limit].decode(errors="ignore"))
+                    result.truncated_fields[codec.table] += 1
+
+    def _peek_table(self, raw: bytes) -> str | None:
+        try:
+            category = self._decode_generic(raw).category
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        codec = self._codecs.get(category) if isinstance(category, str) else None
+        return codec.table if codec else None
+
+    def table_of(self, name: str) -> TableCodec:
+        return self._by_table[name]
+
+
+def _envelope_of(union: Any) -> type[msgspec.Struct]:
+    return msgspec.defstruct("TypedEnvelope", [("records", list[union])])
+
+
+def _split_message(value: bytes, decode_envelope: Callable[[bytes], Envelope]) -> list[bytes] | Rejected:
+    """Records of a message: the envelope's array elements, or its non-empty lines."""
+    try:
+        return [bytes(r) for r in decode_envelope(value).records]
+    except msgspec.ValidationError as exc:
+        if "$.records" in str(exc):
+            return Rejected(value, None, "invalid_envelope", f"`records` is not a list of records: {exc}", None)
+    except msgspec.DecodeError:
+        pass
+    return [line for line in (raw.strip() for raw in value.split(b"\n")) if line]
+
+
+def _with_source(rejected: Rejected, source: SourceRef | None, index: int) -> Rejected:
+    if source is None:
+        return rejected
+    ref = SourceRef(source.position, index)
+    return Rejected(rejected.raw, rejected.table, rejected.reason, rejected.detail, ref)
+
+
+def _parse_dynamic(text: str) -> Any:
+    """JSON text becomes its value so KQL can index it; other text stays a string."""
+    if not text or text[0] not in "[{":
+        return text
+    try:
+        return msgspec.Raw(msgspec.json.decode(text.encode(), type=msgspec.Raw))
+    except msgspec.DecodeError:
+        return text
+
+
+def _classify(message: str, schema: TableSchema) -> tuple[str, str]:
+    """Map a msgspec validation message to a dead-letter reason code."""
+    if m := _MISSING_FIELD.search(message):
+        return "missing_required_column", f"required column {m.group(1)} is missing"
+    if m := _UNKNOWN_FIELD.search(message):
+        return "unknown_column", f"unknown column {m.group(1)}"
+    column = m.group(1) if (m := _AT_PATH.search(message)) else ""
+    if column in schema.required and "got `null`" in message:
+        return "missing_required_column", f"required column {column} is null"
+    if "Expected `" in message and "got `" in message:
+        return "invalid_type", message
+    return "invalid_value", message
+
+
+__all__ = ["ADDED_COLUMNS", "DecodeResult", "DecodedRow", "MessageDecoder"]

@@ -1,0 +1,252 @@
+"""Delivery loop: closed batches -> gzip -> Logs Ingestion API, until every row is settled.
+
+A row is settled when the service accepted it (204) or it went to the dead letter; settling decrements its
+message's ticket. 429 waits for Retry-After; 5xx, timeouts and resets retry with capped exponential backoff and
+jitter, without giving up; 413 splits; 400 bisects down to the offending rows, which are dead-lettered with the
+service's error; 401/403/404 mark the sink unauthorized and retry every `auth_retry_secs` until it works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable
+
+from ingestor.config import LogsIngestionSinkConfig
+from ingestor.errors import UploadError
+from ingestor.metrics import Metrics
+from ingestor.models import Batch, Rejected, SourceRef, Ticket
+from ingestor.pipeline.batch import FILL_TARGET, Batcher
+from ingestor.pipeline.compress import gzip_rows
+from ingestor.sinks.dead_letter import DeadLetterWriter
+from ingestor.sinks.logs_ingestion import LogsIngestionSink
+
+log = logging.getLogger(__name__)
+BACKOFF_BASE_SECS = 0.5
+# Compress inline below this size; above it a worker thread overlaps compression with the event loop.
+THREAD_COMPRESS_BYTES = 256 * 1024
+
+
+class SinkHealth:
+    """Whether the Logs Ingestion API currently lets us in; flips are logged once, not per request."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self.authorized = True
+        self.problem = ""
+
+    def refused(self, error: UploadError, destination: str) -> None:
+        if self.authorized:
+            log.error(
+                "Logs Ingestion API refused the request; consumption stops until it succeeds. Check that the "
+                "identity has the Monitoring Metrics Publisher role on the DCR (403), that the credential is "
+                "valid (401), and that sink.endpoint, sink.rule_id and the stream exist (404)",
+                extra={"status": error.status, "destination": destination, "error": str(error)},
+            )
+        self.authorized = False
+        self.problem = f"{error.status}: {error}"
+        self._metrics.sink_authorized.set(0)
+
+    def accepted(self) -> None:
+        if not self.authorized:
+            log.info("Logs Ingestion API accepts requests again; resuming")
+        self.authorized = True
+        self.problem = ""
+        self._metrics.sink_authorized.set(1)
+
+
+class Delivery:
+    """Owns the upload queue, the workers and the in-flight byte count."""
+
+    def __init__(
+        self,
+        config: LogsIngestionSinkConfig,
+        sink: LogsIngestionSink,
+        batchers: dict[str, Batcher],
+        dead_letter: DeadLetterWriter,
+        metrics: Metrics,
+    ) -> None:
+        self._config = config
+        self._sink = sink
+        self._batchers = batchers
+        self._dead_letter = dead_letter
+        self._metrics = metrics
+        self.health = SinkHealth(metrics)
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue()
+        self._outstanding = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.inflight_bytes = 0
+        self._random = random.Random()
+
+    # -- intake -------------------------------------------------------------------------------------------
+
+    def hold(self, nbytes: int) -> None:
+        """Count bytes entering open batches."""
+        self.inflight_bytes += nbytes
+
+    def submit(self, batch: Batch | None) -> None:
+        if batch is None:
+            return
+        self._outstanding += 1
+        self._idle.clear()
+        self._queue.put_nowait(batch)
+
+    def flush_due(self, now: float) -> None:
+        for batcher in self._batchers.values():
+            self.submit(batcher.due(now))
+
+    def flush_all(self) -> None:
+        for batcher in self._batchers.values():
+            self.submit(batcher.close())
+
+    async def drain(self) -> None:
+        """Wait until every submitted batch is settled."""
+        await self._idle.wait()
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    # -- workers ------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self._config.upload_concurrency):
+                group.create_task(self._worker())
+
+    async def _worker(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._deliver(batch)
+            finally:
+                self._outstanding -= 1
+                if self._outstanding == 0:
+                    self._idle.set()
+
+    async def _deliver(self, batch: Batch) -> None:
+        pending = [batch]
+        while pending:
+            part = pending.pop()
+            payload = await self._compress(part)
+            if len(payload) > self._config.max_request_bytes:
+                self._trim(part, payload, pending)
+                continue
+            await self._send(part, payload, pending)
+
+    async def _compress(self, batch: Batch) -> bytes:
+        level = self._config.compression_level
+        if batch.raw_bytes < THREAD_COMPRESS_BYTES:
+            payload = gzip_rows(batch.rows, level)
+        else:
+            payload = await asyncio.to_thread(gzip_rows, batch.rows, level)
+        self._batchers[batch.destination.table].observe(batch.raw_bytes, len(payload))
+        return payload
+
+    def _trim(self, batch: Batch, payload: bytes, pending: list[Batch]) -> None:
+        """The estimate overshot: send what fits, put the rest back into the open batch."""
+        if len(batch) == 1:
+            detail = f"row is {len(payload)} bytes compressed; a request may carry {self._config.max_request_bytes}"
+            self._reject(batch, "oversized_row", detail)
+            return
+        keep = int(len(batch) * self._config.max_request_bytes * FILL_TARGET / len(payload))
+        head, tail = batch.split(min(max(keep, 1), len(batch) - 1))
+        self._metrics.batch_splits.labels(batch.destination.label, "estimate").inc()
+        self.submit(self._batchers[batch.destination.table].requeue(tail))
+        pending.append(head)
+
+    async def _send(self, batch: Batch, payload: bytes, pending: list[Batch]) -> None:
+        destination = batch.destination.label
+        metrics = self._metrics
+        attempt = 0
+        while True:
+            request_id = str(uuid.uuid4())
+            started = time.monotonic()
+            try:
+                await self._sink.send(batch.destination, payload, request_id)
+            except UploadError as error:
+                metrics.upload_duration.labels(destination).observe(time.monotonic() - started)
+                metrics.requests.labels(destination, error.status_class).inc()
+                if error.kind == "too_large":
+                    self._bisect(batch, pending, "too_large", error)
+                    return
+                if error.kind == "bad_request":
+                    self._bisect(batch, pending, "bad_request", error)
+                    return
+                wait = self._wait_for(error, attempt)
+                if error.kind == "unauthorized":
+                    self.health.refused(error, destination)
+                else:
+                    log.warning(
+                        "upload failed; retrying",
+                        extra={
+                            "destination": destination,
+                            "request_id": request_id,
+                            "error": str(error),
+                            "attempt": attempt + 1,
+                            "wait_secs": round(wait, 3),
+                        },
+                    )
+                metrics.retries.labels(destination, error.kind).inc()
+                metrics.retry_wait.labels(destination, error.kind).inc(wait)
+                attempt += 1
+                await asyncio.sleep(wait)
+                continue
+            elapsed = time.monotonic() - started
+            metrics.upload_duration.labels(destination).observe(elapsed)
+            metrics.requests.labels(destination, "2xx").inc()
+            metrics.compressed_bytes.labels(destination).inc(len(payload))
+            metrics.events_accepted.labels(batch.destination.table, destination).inc(len(batch))
+            metrics.raw_bytes.labels(batch.destination.table, destination).inc(batch.raw_bytes)
+            self.health.accepted()
+            self._settle(batch)
+            return
+
+    def _wait_for(self, error: UploadError, attempt: int) -> float:
+        if error.kind == "unauthorized":
+            return self._config.auth_retry_secs
+        if error.retry_after is not None:
+            return float(min(error.retry_after, self._config.max_backoff_secs))
+        ceiling = min(self._config.max_backoff_secs, BACKOFF_BASE_SECS * 2**attempt)
+        return float(ceiling * (0.5 + 0.5 * self._random.random()))
+
+    def _bisect(self, batch: Batch, pending: list[Batch], reason: str, error: UploadError) -> None:
+        if len(batch) == 1:
+            code = "oversized_row" if reason == "too_large" else "rejected_by_service"
+            self._reject(batch, code, str(error))
+            return
+        self._metrics.batch_splits.labels(batch.destination.label, reason).inc()
+        head, tail = batch.split(len(batch) // 2)
+        pending.extend((tail, head))
+
+    def _reject(self, batch: Batch, reason: str, detail: str) -> None:
+        table = batch.destination.table
+        self._dead_letter.write(
+            [
+                Rejected(row, table, reason, detail, SourceRef(t.position, None))
+                for row, t in zip(batch.rows, batch.tickets, strict=True)
+            ]
+        )
+        self._metrics.events_dead_lettered.labels(table, reason).inc(len(batch))
+        log.warning(
+            "rows dead-lettered",
+            extra={"table": table, "reason": reason, "rows": len(batch), "detail": detail},
+        )
+        self._settle(batch)
+
+    def _settle(self, batch: Batch) -> None:
+        self.inflight_bytes -= batch.raw_bytes
+        self._metrics.inflight_bytes.set(self.inflight_bytes)
+        self._observe_done(batch.tickets, batch.destination.label)
+
+    def _observe_done(self, tickets: Iterable[Ticket], destination: str) -> None:
+        now = time.monotonic()
+        histogram = self._metrics.ack_latency.labels(destination)
+        for ticket in tickets:
+            ticket.pending -= 1
+            if ticket.pending == 0 and ticket.sealed:
+                histogram.observe(now - ticket.read_at)

@@ -1,0 +1,177 @@
+"""Kafka source (plain Kafka or Event Hubs' Kafka endpoint) on aiokafka, automatic commits off.
+
+`fetch()` returns the next messages with their positions; `commit()` commits exactly the offsets it is given
+(the OffsetTracker decides them). Partition revocation calls back into the application, which flushes and
+commits the partition's rows before the partition is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
+
+from ingestor.config import KafkaSourceConfig
+from ingestor.models import Message, Partition, Position
+
+log = logging.getLogger(__name__)
+PartitionCallback = Callable[[set[Partition]], Awaitable[None]]
+
+# Microsoft's recommended client settings for the Event Hubs Kafka endpoint (azure-apis.md section 4).
+EVENT_HUBS_SETTINGS: dict[str, Any] = {
+    "metadata_max_age_ms": 180_000,
+    "connections_max_idle_ms": 180_000,
+    "heartbeat_interval_ms": 3_000,
+    "max_poll_interval_ms": 300_000,
+}
+
+
+class EntraTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+    """OAUTHBEARER tokens for Event Hubs from azure-identity, cached until five minutes before expiry."""
+
+    def __init__(self, namespace_host: str) -> None:
+        from azure.identity.aio import DefaultAzureCredential
+
+        self._credential = DefaultAzureCredential()
+        self._scope = f"https://{namespace_host}/.default"
+        self._token = ""
+        self._expires_on = 0.0
+
+    async def token(self) -> str:
+        if time.time() > self._expires_on - 300:
+            access = await self._credential.get_token(self._scope)
+            self._token, self._expires_on = access.token, float(access.expires_on)
+        return self._token
+
+    async def close(self) -> None:
+        await self._credential.close()
+
+
+def consumer_settings(config: KafkaSourceConfig) -> dict[str, Any]:
+    """aiokafka keyword arguments for the configuration (no secrets logged from here)."""
+    settings: dict[str, Any] = {
+        "bootstrap_servers": config.bootstrap_servers,
+        "group_id": config.group_id,
+        "client_id": f"defender-ingestor-{config.group_id}",
+        "enable_auto_commit": False,
+        "auto_offset_reset": config.auto_offset_reset,
+        "fetch_max_bytes": config.fetch_max_bytes,
+        "max_partition_fetch_bytes": config.max_partition_fetch_bytes,
+        "max_poll_records": config.max_poll_records,
+        "session_timeout_ms": int(config.session_timeout_secs * 1000),
+        "request_timeout_ms": int(config.request_timeout_secs * 1000),
+    }
+    if config.is_event_hubs:
+        settings.update(EVENT_HUBS_SETTINGS)
+    tls = config.tls or config.is_event_hubs or config.auth.type != "none"
+    if tls:
+        settings["ssl_context"] = create_ssl_context(cafile=str(config.ca_file) if config.ca_file else None)
+    if config.auth.type == "connection_string":
+        assert config.auth.connection_string is not None
+        settings.update(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="PLAIN",
+            sasl_plain_username="$ConnectionString",
+            sasl_plain_password=config.auth.connection_string.get_secret_value(),
+        )
+    elif config.auth.type == "entra":
+        host = urlsplit("//" + config.bootstrap_servers[0]).hostname or ""
+        settings.update(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="OAUTHBEARER",
+            sasl_oauth_token_provider=EntraTokenProvider(host),
+        )
+    elif tls:
+        settings["security_protocol"] = "SSL"
+    return settings
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._source.on_revoked({Partition(tp.topic, tp.partition) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._source.on_assigned({Partition(tp.topic, tp.partition) for tp in assigned})
+
+
+class KafkaSource:
+    def __init__(
+        self,
+        config: KafkaSourceConfig,
+        *,
+        on_revoked: PartitionCallback,
+        on_assigned: PartitionCallback,
+    ) -> None:
+        self._config = config
+        self._settings = consumer_settings(config)
+        self._consumer = AIOKafkaConsumer(**self._settings)
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+        self._paused: set[Partition] = set()
+
+    async def start(self) -> None:
+        self._consumer.subscribe(self._config.topics, listener=_Rebalance(self))
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+        provider = self._settings.get("sasl_oauth_token_provider")
+        if isinstance(provider, EntraTokenProvider):
+            await provider.close()
+
+    async def on_revoked(self, partitions: set[Partition]) -> None:
+        self._paused -= partitions
+        await self._on_revoked(partitions)
+
+    async def on_assigned(self, partitions: set[Partition]) -> None:
+        await self._on_assigned(partitions)
+
+    def assignment(self) -> set[Partition]:
+        return {Partition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    async def fetch(self, timeout_secs: float) -> list[Message]:
+        """Hot path: one call per poll; messages of each partition in offset order."""
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_secs * 1000))
+        out: list[Message] = []
+        for tp, records in batches.items():
+            topic, partition = tp.topic, tp.partition
+            out.extend(Message(r.value or b"", Position(topic, partition, r.offset), r.timestamp) for r in records)
+        return out
+
+    async def commit(self, offsets: dict[Partition, int]) -> bool:
+        """Commit offsets (next offset to read); False if the group rebalanced meanwhile."""
+        try:
+            await self._consumer.commit({TopicPartition(k.topic, k.partition): v for k, v in offsets.items()})
+        except KafkaError as exc:
+            log.warning("offset commit failed; it will be retried", extra={"error": repr(exc)})
+            return False
+        return True
+
+    def pause(self, partitions: set[Partition]) -> None:
+        fresh = partitions - self._paused
+        if fresh:
+            self._consumer.pause(*(TopicPartition(k.topic, k.partition) for k in fresh))
+            self._paused |= fresh
+
+    def resume(self) -> None:
+        if self._paused:
+            self._consumer.resume(*(TopicPartition(k.topic, k.partition) for k in self._paused))
+            self._paused.clear()
+
+    @property
+    def paused(self) -> set[Partition]:
+        return set(self._paused)
+
+    def highwater(self, partition: Partition) -> int | None:
+        value = self._consumer.highwater(TopicPartition(partition.topic, partition.partition))
+        return int(value) if value is not None else None
