@@ -2,8 +2,8 @@
 
 Input is the Event Hubs envelope `{"records": [...]}` or one record per line (Storage export). Every record read
 ends in exactly one of: a shaped row (serialized once, ready to batch), a Rejected (for the dead letter), or a
-skip (unknown category). Hot path: the whole message is decoded typed in one msgspec pass; only messages with a
-bad or unusual record fall back to per-record decoding, which explains each failure.
+skip (unknown category). Hot path: the message is split into raw records in one msgspec pass, then each record is
+decoded typed (route + validate) in one more; only a record that fails is decoded again to explain why.
 """
 
 from __future__ import annotations
@@ -75,34 +75,42 @@ class MessageDecoder:
     def _compile(self) -> None:
         self._by_type = {codec.record_type: codec for codec in self._codecs.values()}
         union = record_union(self._codecs)
-        self._decode_message = msgspec.json.Decoder(_envelope_of(union)).decode
         self._decode_record = msgspec.json.Decoder(union).decode
 
     # -- public -------------------------------------------------------------------------------------------
 
     def decode(self, value: bytes, source: SourceRef | None = None) -> DecodeResult:
-        """Hot path: one call per message."""
+        """Hot path: one call per message. `source` locates the message; records get their index."""
         result = DecodeResult()
-        if len(value) <= self._max_record_bytes:
-            try:
-                records = self._decode_message(value).records  # type: ignore[attr-defined]
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                pass
-            else:
-                result.read = len(records)
-                self._shape_all(records, result)
-                return result
-        self._decode_slow(value, source, result)
+        raws = _split_message(value, self._decode_envelope)
+        if isinstance(raws, Rejected):
+            result.read = 1
+            result.rejected.append(_with_source(raws, source, 0))
+            return result
+        result.read = len(raws)
+        decode_one = self._decode_one
+        for index, raw in enumerate(raws):
+            decode_one(raw, source, index, result)
         return result
 
-    # -- fast path ----------------------------------------------------------------------------------------
-
-    def _shape_all(self, records: list[Any], result: DecodeResult) -> None:
-        by_type = self._by_type
-        append = result.rows.append
-        for record in records:
-            codec = by_type[record.__class__]
-            append(DecodedRow(codec.table, self._shape(codec, record, result)))
+    def _decode_one(self, raw: bytes, source: SourceRef | None, index: int, result: DecodeResult) -> None:
+        if len(raw) > self._max_record_bytes:
+            table = self._peek_table(raw)
+            detail = f"record is {len(raw)} bytes; validation.max_record_bytes is {self._max_record_bytes}"
+            result.rejected.append(Rejected(raw, table, "oversized_record", detail, _ref(source, index)))
+            return
+        try:
+            record = self._decode_record(raw)
+        except msgspec.ValidationError:  # a subclass of DecodeError: test it first
+            self._explain(raw, source, index, result)
+            return
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            result.rejected.append(Rejected(raw, None, "malformed_json", str(exc), _ref(source, index)))
+            return
+        codec = self._by_type[record.__class__]
+        if len(raw) > self._max_field_bytes:
+            self._truncate(codec, record.properties, result)
+        result.rows.append(DecodedRow(codec.table, self._shape(codec, record, result)))
 
     def _shape(self, codec: TableCodec, record: Any, result: DecodeResult) -> bytes:
         row = record.properties
@@ -120,45 +128,18 @@ class MessageDecoder:
                     setattr(row, name, None)
         return self._encode(row)
 
-    # -- slow path: per record, every failure explained ----------------------------------------------------
+    # -- records that failed the typed decode: explain each failure ---------------------------------------
 
-    def _decode_slow(self, value: bytes, source: SourceRef | None, result: DecodeResult) -> None:
-        raws = _split_message(value, self._decode_envelope)
-        if isinstance(raws, Rejected):
-            result.read = 1
-            result.rejected.append(_with_source(raws, source, 0))
-            return
-        result.read = len(raws)
-        for index, raw in enumerate(raws):
-            ref = SourceRef(source.position, index) if source else None
-            self._decode_one(raw, ref, result)
-
-    def _decode_one(self, raw: bytes, ref: SourceRef | None, result: DecodeResult) -> None:
-        if len(raw) > self._max_record_bytes:
-            table = self._peek_table(raw)
-            detail = f"record is {len(raw)} bytes; validation.max_record_bytes is {self._max_record_bytes}"
-            result.rejected.append(Rejected(raw, table, "oversized_record", detail, ref))
-            return
-        try:
-            record = self._decode_record(raw)
-        except msgspec.ValidationError:  # a subclass of DecodeError: test it first
-            self._explain(raw, ref, result)
-            return
-        except msgspec.DecodeError as exc:
-            result.rejected.append(Rejected(raw, None, "malformed_json", str(exc), ref))
-            return
-        codec = self._by_type[record.__class__]
-        row = record.properties
-        if len(raw) > self._max_field_bytes:
-            self._truncate(codec, row, result)
-        result.rows.append(DecodedRow(codec.table, self._shape(codec, record, result)))
-
-    def _explain(self, raw: bytes, ref: SourceRef | None, result: DecodeResult) -> None:
+    def _explain(self, raw: bytes, source: SourceRef | None, index: int, result: DecodeResult) -> None:
         """Classify a record that failed the typed decode, or learn a new column and retry it."""
+        ref = _ref(source, index)
         try:
             generic = self._decode_generic(raw)
         except msgspec.ValidationError:
             result.rejected.append(Rejected(raw, None, "not_an_object", "record is not a JSON object", ref))
+            return
+        except UnicodeDecodeError as exc:  # msgspec checks UTF-8 in strings lazily, per decoder
+            result.rejected.append(Rejected(raw, None, "malformed_json", f"invalid UTF-8: {exc}", ref))
             return
         category = generic.category
         if not isinstance(category, str):
@@ -178,7 +159,7 @@ class MessageDecoder:
             # With `drop`, learn the columns so later records take the fast path (which counts and drops
             # them); with `reject`, keep them unknown so each such record comes here with its raw bytes.
             if not self._reject_unknown and all(self._learn(codec, column) for column in unknown):
-                self._decode_one(raw, ref, result)  # the learned columns now decode; count them there
+                self._decode_one(raw, source, index, result)  # learned columns now decode; counted there
                 return
             for column in unknown:
                 self._note_unknown(codec.table, column, result)
@@ -237,17 +218,13 @@ class MessageDecoder:
     def _peek_table(self, raw: bytes) -> str | None:
         try:
             category = self._decode_generic(raw).category
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError):
             return None
         codec = self._codecs.get(category) if isinstance(category, str) else None
         return codec.table if codec else None
 
     def table_of(self, name: str) -> TableCodec:
         return self._by_table[name]
-
-
-def _envelope_of(union: Any) -> type[msgspec.Struct]:
-    return msgspec.defstruct("TypedEnvelope", [("records", list[union])])
 
 
 def _split_message(value: bytes, decode_envelope: Callable[[bytes], Envelope]) -> list[bytes] | Rejected:
@@ -257,9 +234,13 @@ def _split_message(value: bytes, decode_envelope: Callable[[bytes], Envelope]) -
     except msgspec.ValidationError as exc:
         if "$.records" in str(exc):
             return Rejected(value, None, "invalid_envelope", f"`records` is not a list of records: {exc}", None)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     return [line for line in (raw.strip() for raw in value.split(b"\n")) if line]
+
+
+def _ref(source: SourceRef | None, index: int) -> SourceRef | None:
+    return SourceRef(source.position, index) if source is not None else None
 
 
 def _with_source(rejected: Rejected, source: SourceRef | None, index: int) -> Rejected:

@@ -1,0 +1,326 @@
+"""Decode, route, validate and shape against the real captured samples and against hostile input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ingestor
+from ingestor.models import Position, SourceRef
+from ingestor.pipeline.decode import DecodeResult, MessageDecoder
+from ingestor.tables import load_schemas
+
+SAMPLES_DIR = Path(ingestor.__file__).parent / "samples"
+SCHEMAS = load_schemas()
+TENANT = "4b8c18bd-2f9f-4227-af55-9f1061cf9c32"
+
+
+def sample_records() -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for path in sorted(SAMPLES_DIR.glob("*.json")):
+        records.extend(json.loads(path.read_text()))
+    return records
+
+
+SAMPLES = sample_records()
+BY_TABLE = {r["category"].removeprefix("AdvancedHunting-"): r for r in SAMPLES}
+
+
+def envelope(*records: Any) -> bytes:
+    return json.dumps({"records": list(records)}).encode()
+
+
+def with_props(table: str, **changes: Any) -> dict[str, Any]:
+    record = json.loads(json.dumps(BY_TABLE[table]))
+    for key, value in changes.items():
+        if value is ...:
+            record["properties"].pop(key, None)
+        else:
+            record["properties"][key] = value
+    return record
+
+
+def rows_of(result: DecodeResult) -> list[dict[str, Any]]:
+    return [msgspec.json.decode(r.body) for r in result.rows]
+
+
+def parse_or_keep(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # Defender sometimes truncates JSON text; it stays a string
+
+
+@pytest.fixture
+def decoder() -> MessageDecoder:
+    return MessageDecoder(SCHEMAS, retention_tag=lambda table: f"class-{table}")
+
+
+def test_every_sample_validates_and_lands_with_expected_columns(decoder: MessageDecoder) -> None:
+    assert len(SAMPLES) == 10 and set(BY_TABLE) == set(SCHEMAS)
+    result = decoder.decode(envelope(*SAMPLES))
+    assert result.read == 10 and not result.rejected and not result.skipped
+    for row, decoded, record in zip(result.rows, rows_of(result), SAMPLES, strict=True):
+        table = record["category"].removeprefix("AdvancedHunting-")
+        assert row.table == table
+        schema_columns = set(SCHEMAS[table].column_names)
+        non_null = {k for k, v in record["properties"].items() if v is not None}
+        assert set(decoded) == non_null | {"TimeGenerated", "SourceTenantId", "RetentionTag"}
+        assert set(decoded) <= schema_columns
+        assert decoded["TimeGenerated"] == record["properties"]["Timestamp"] == decoded["Timestamp"]
+        assert decoded["SourceTenantId"] == record["tenantId"]
+        assert decoded["RetentionTag"] == f"class-{table}"
+        dynamic = {c.name for c in SCHEMAS[table].columns if c.type == "dynamic"}
+        for column in non_null:
+            expected = record["properties"][column]
+            if column in dynamic and isinstance(expected, str) and expected[:1] in "[{":
+                expected = parse_or_keep(expected)
+            assert decoded[column] == expected, column
+
+
+def test_long_beyond_2_pow_53_is_exact(decoder: MessageDecoder) -> None:
+    result = decoder.decode(envelope(BY_TABLE["DeviceInfo"]))
+    body = result.rows[0].body
+    assert b'"ReportId":639199803770463703' in body
+    assert msgspec.json.decode(body)["ReportId"] == 639199803770463703 > 2**53
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2022-02-08T22:32:55Z",
+        "2022-05-25T15:28:57.6Z",
+        "2022-05-25T15:28:57.628Z",
+        "2026-07-18T14:55:41.322571Z",
+        "2026-07-18T15:02:23.0616003Z",
+        "2026-07-18T15:02:23.0616003+02:00",
+    ],
+)
+def test_datetimes_with_0_to_7_fractional_digits_pass_through_unchanged(decoder: MessageDecoder, value: str) -> None:
+    result = decoder.decode(envelope(with_props("DeviceProcessEvents", Timestamp=value, ProcessCreationTime=value)))
+    (row,) = rows_of(result)
+    assert row["Timestamp"] == row["TimeGenerated"] == row["ProcessCreationTime"] == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2022-02-08T22:32:55.12345678Z", "2022-02-08 22:32:55Z", "2022-13-08T22:32:55Z", "yesterday", "2022-02-08"],
+)
+def test_bad_datetimes_are_dead_lettered(decoder: MessageDecoder, value: str) -> None:
+    result = decoder.decode(envelope(with_props("DeviceProcessEvents", ProcessCreationTime=value)))
+    assert not result.rows
+    (rejected,) = result.rejected
+    assert (rejected.reason, rejected.table) == ("invalid_value", "DeviceProcessEvents")
+    assert "ProcessCreationTime" in rejected.detail
+
+
+def test_dynamic_from_json_text_from_object_and_plain_text(decoder: MessageDecoder) -> None:
+    records = [
+        with_props("DeviceInfo", LoggedOnUsers='[{"UserName":"rob"}]', AdditionalFields={"Nested": {"a": [1, 2]}}),
+        with_props("DeviceInfo", LoggedOnUsers="not json at all", AdditionalFields="{broken"),
+        with_props("DeviceInfo", LoggedOnUsers="", AdditionalFields="[]"),
+    ]
+    first, second, third = rows_of(decoder.decode(envelope(*records)))
+    assert first["LoggedOnUsers"] == [{"UserName": "rob"}]
+    assert first["AdditionalFields"] == {"Nested": {"a": [1, 2]}}
+    assert second["LoggedOnUsers"] == "not json at all" and second["AdditionalFields"] == "{broken"
+    assert third["LoggedOnUsers"] == "" and third["AdditionalFields"] == []
+
+
+@pytest.mark.parametrize("column", ["Timestamp", "DeviceId", "DeviceName"])
+@pytest.mark.parametrize("how", ["missing", "null"])
+def test_required_columns_are_enforced(decoder: MessageDecoder, column: str, how: str) -> None:
+    record = with_props("DeviceNetworkEvents", **{column: ... if how == "missing" else None})
+    result = decoder.decode(envelope(record, BY_TABLE["DeviceLogonEvents"]))
+    assert [r.table for r in result.rows] == ["DeviceLogonEvents"]
+    (rejected,) = result.rejected
+    assert rejected.reason == "missing_required_column" and column in rejected.detail
+    assert rejected.table == "DeviceNetworkEvents"
+    assert json.loads(rejected.raw) == record
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("ReportId", "35595", "invalid_type"),
+        ("ReportId", 1.5, "invalid_type"),
+        ("ReportId", 2**63, "invalid_value"),
+        ("IsInitiatingProcessRemoteSession", 1, "invalid_type"),
+        ("FileName", 42, "invalid_type"),
+        ("ProcessId", True, "invalid_type"),
+    ],
+)
+def test_wrong_types_are_dead_lettered_with_the_column(
+    decoder: MessageDecoder, column: str, value: Any, reason: str
+) -> None:
+    result = decoder.decode(envelope(with_props("DeviceProcessEvents", **{column: value})))
+    (rejected,) = result.rejected
+    assert rejected.reason == reason and column in rejected.detail
+
+
+def test_int_column_range_is_32_bit(decoder: MessageDecoder) -> None:
+    result = decoder.decode(envelope(with_props("DeviceNetworkEvents", RemotePort=2**31)))
+    assert result.rejected[0].reason == "invalid_value"
+
+
+def test_unknown_category_is_skipped_and_counted(decoder: MessageDecoder) -> None:
+    alert = {"category": "AdvancedHunting-AlertInfo", "tenantId": TENANT, "properties": {"AlertId": "x"}}
+    result = decoder.decode(envelope(alert, BY_TABLE["DeviceEvents"], alert))
+    assert [r.table for r in result.rows] == ["DeviceEvents"]
+    assert result.skipped == {"AlertInfo": 2} and not result.rejected and result.read == 3
+
+
+def test_one_message_may_mix_tables_in_any_order(decoder: MessageDecoder) -> None:
+    records = SAMPLES[::-1] + SAMPLES
+    result = decoder.decode(envelope(*records))
+    assert [r.table for r in result.rows] == [r["category"].removeprefix("AdvancedHunting-") for r in records]
+
+
+def test_unknown_columns_are_counted_and_dropped_by_default(decoder: MessageDecoder) -> None:
+    record = with_props("DeviceFileEvents", BrandNewColumn="x", AnotherOne=None)
+    for _ in range(2):  # first through the slow path (learning), then the fast path
+        result = decoder.decode(envelope(record, record))
+        assert len(result.rows) == 2 and not result.rejected
+        assert result.unknown_columns == {("DeviceFileEvents", "BrandNewColumn"): 2}
+        assert all(b"BrandNewColumn" not in r.body and b"AnotherOne" not in r.body for r in result.rows)
+
+
+def test_unknown_columns_can_be_rejected() -> None:
+    decoder = MessageDecoder(SCHEMAS, unknown_columns="reject")
+    record = with_props("DeviceFileEvents", BrandNewColumn="x")
+    for _ in range(2):
+        result = decoder.decode(envelope(record, BY_TABLE["DeviceInfo"]))
+        assert [r.table for r in result.rows] == ["DeviceInfo"]
+        (rejected,) = result.rejected
+        assert rejected.reason == "unknown_column" and "BrandNewColumn" in rejected.detail
+        assert result.unknown_columns == {("DeviceFileEvents", "BrandNewColumn"): 1}
+
+
+def test_one_record_per_line_with_crlf_and_blank_lines(decoder: MessageDecoder) -> None:
+    body = b"\r\n".join(json.dumps(r).encode() for r in SAMPLES[:4]) + b"\r\n\r\n"
+    result = decoder.decode(body)
+    assert result.read == 4 and len(result.rows) == 4
+
+
+def test_bad_records_keep_raw_bytes_reason_and_position(decoder: MessageDecoder) -> None:
+    good = json.dumps(BY_TABLE["DeviceRegistryEvents"]).encode()
+    body = b"\n".join([good, b'{"category": "AdvancedHunting-DeviceInfo", "properties": {', b"17", good[:-1]])
+    position = Position("defender", 3, 1234)
+    result = decoder.decode(body, SourceRef(position, 0))
+    assert result.read == 4 and len(result.rows) == 1
+    reasons = [(r.reason, r.raw, r.source) for r in result.rejected]
+    assert reasons == [
+        ("malformed_json", b'{"category": "AdvancedHunting-DeviceInfo", "properties": {', SourceRef(position, 1)),
+        ("not_an_object", b"17", SourceRef(position, 2)),
+        ("malformed_json", good[:-1], SourceRef(position, 3)),
+    ]
+
+
+def test_a_message_that_is_not_json_is_one_dead_letter(decoder: MessageDecoder) -> None:
+    result = decoder.decode(b"\x00\xffnot json")
+    assert result.read == 1 and result.rejected[0].reason == "malformed_json"
+
+
+def test_records_not_a_list_is_an_invalid_envelope(decoder: MessageDecoder) -> None:
+    result = decoder.decode(b'{"records": {"category": "x"}}', SourceRef(Position("t", 0, 9), 0))
+    (rejected,) = result.rejected
+    assert rejected.reason == "invalid_envelope" and rejected.source == SourceRef(Position("t", 0, 9), 0)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"properties": {}}, "invalid_envelope"),
+        ({"category": 5, "properties": {}}, "invalid_envelope"),
+        ({"category": "AdvancedHunting-DeviceInfo", "properties": "x"}, "invalid_envelope"),
+        ({"category": "AdvancedHunting-DeviceInfo"}, "invalid_envelope"),
+        ([1, 2], "not_an_object"),
+        ("text", "not_an_object"),
+    ],
+)
+def test_broken_envelopes(decoder: MessageDecoder, record: Any, reason: str) -> None:
+    result = decoder.decode(envelope(record, BY_TABLE["DeviceInfo"]))
+    assert len(result.rows) == 1 and [r.reason for r in result.rejected] == [reason]
+
+
+def test_oversized_record_is_dead_lettered_before_decoding() -> None:
+    decoder = MessageDecoder(SCHEMAS, max_record_bytes=4096)
+    big = with_props("DeviceProcessEvents", ProcessCommandLine="x" * 5000)
+    result = decoder.decode(envelope(big, BY_TABLE["DeviceInfo"]))
+    assert [r.table for r in result.rows] == ["DeviceInfo"]
+    (rejected,) = result.rejected
+    assert (rejected.reason, rejected.table) == ("oversized_record", "DeviceProcessEvents")
+
+
+def test_field_values_over_the_limit_are_truncated_and_counted() -> None:
+    decoder = MessageDecoder(SCHEMAS, max_field_bytes=2048)
+    record = with_props("DeviceProcessEvents", ProcessCommandLine="é" * 3000)
+    result = decoder.decode(envelope(record))
+    (row,) = rows_of(result)
+    assert len(row["ProcessCommandLine"].encode()) <= 2048 and row["ProcessCommandLine"].startswith("éé")
+    assert result.truncated_fields == {"DeviceProcessEvents": 1}
+
+
+# -- property-based: hostile input never crashes the decoder and every record is accounted for ----------------
+
+VALID_MESSAGE = envelope(*SAMPLES)
+
+
+def accounted(result: DecodeResult) -> int:
+    return len(result.rows) + len(result.rejected) + sum(result.skipped.values())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cut=st.integers(min_value=0, max_value=len(VALID_MESSAGE)))
+def test_truncated_messages_are_fully_accounted(cut: int) -> None:
+    result = MessageDecoder(SCHEMAS).decode(VALID_MESSAGE[:cut])
+    assert accounted(result) == result.read
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_byte_mutations_are_fully_accounted(data: st.DataObject) -> None:
+    body = bytearray(VALID_MESSAGE)
+    for _ in range(data.draw(st.integers(1, 8))):
+        index = data.draw(st.integers(0, len(body) - 1))
+        body[index] = data.draw(st.integers(0, 255))
+    result = MessageDecoder(SCHEMAS).decode(bytes(body))
+    assert accounted(result) == result.read >= 1
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_value_mutations_are_fully_accounted_and_rows_match_their_schema(data: st.DataObject) -> None:
+    records = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        record = json.loads(json.dumps(data.draw(st.sampled_from(SAMPLES))))
+        properties = record["properties"]
+        for _ in range(data.draw(st.integers(0, 3))):
+            column = data.draw(st.sampled_from([*sorted(properties), "Extra"]))
+            properties[column] = data.draw(JSON_VALUES)
+        if data.draw(st.booleans()):
+            record["category"] = data.draw(st.sampled_from(["AdvancedHunting-AlertInfo", 7, None]))
+        records.append(record if data.draw(st.integers(0, 9)) else data.draw(JSON_VALUES))
+    result = MessageDecoder(SCHEMAS).decode(envelope(*records))
+    assert result.read == len(records) == accounted(result)
+    for row in result.rows:
+        columns = set(msgspec.json.decode(row.body))
+        assert columns <= set(SCHEMAS[row.table].column_names)
+        assert {"Timestamp", "DeviceId", "DeviceName", "TimeGenerated"} <= columns
