@@ -107,7 +107,6 @@ class Ingestor:
                 self.process(messages, delivery)
 
     async def _drain(self, delivery: Delivery) -> bool:
-        delivery.flush_all()
         grace = self.config.shutdown_grace_secs
         try:
             async with asyncio.timeout(grace):

@@ -104,8 +104,12 @@ class Delivery:
             self.submit(batcher.close())
 
     async def drain(self) -> None:
-        """Wait until every submitted batch is settled."""
-        await self._idle.wait()
+        """Flush every open batch and wait until all rows are settled (rows put back after a trim included)."""
+        while True:
+            self.flush_all()
+            await self._idle.wait()
+            if not any(b.open_bytes for b in self._batchers.values()):
+                return
 
     @property
     def queued(self) -> int:

@@ -1,0 +1,30 @@
+"""Synthetic Defender Streaming API traffic: seeded records for the ten Device* tables, message bodies,
+file and Kafka writers, and the `ingestor generate` command (`run(argv)`), with a manifest of what was made.
+"""
+
+from ingestor.generate.cli import run
+from ingestor.generate.manifest import (
+    ENVELOPES,
+    INVALID_KINDS,
+    MAX_MESSAGE_BYTES,
+    Envelope,
+    InvalidKind,
+    Manifest,
+)
+from ingestor.generate.sinks import ensure_topic, produce_kafka, write_file
+from ingestor.generate.traffic import DEFAULT_MIX, TrafficGenerator
+
+__all__ = [
+    "DEFAULT_MIX",
+    "ENVELOPES",
+    "INVALID_KINDS",
+    "MAX_MESSAGE_BYTES",
+    "Envelope",
+    "InvalidKind",
+    "Manifest",
+    "TrafficGenerator",
+    "ensure_topic",
+    "produce_kafka",
+    "run",
+    "write_file",
+]

@@ -1,0 +1,261 @@
+"""Real parts for integration tests: the HTTPS emulator and the ingestor as processes, and Kafka helpers.
+
+The broker itself is the `kafka_bootstrap` fixture in conftest.py. A part that cannot start raises (the test
+fails); nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+T = TypeVar("T")
+RULE_ID = "dcr-00000000000000000000000000000000"
+TOKEN = "test-token-not-a-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.1, what: str = "") -> T:
+    """Poll until `predicate()` is truthy; raise AssertionError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value {last!r}")
+
+
+def tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def ingestor_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ingestor", *args]
+
+
+class EmulatorProcess:
+    """`ingestor emulator` as a subprocess; rows are read straight from its SQLite file."""
+
+    def __init__(self, state_dir: Path, *extra: str) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
+        self._log = (state_dir / "emulator.log").open("wb")
+        self._process = subprocess.Popen(
+            ingestor_command("emulator", "--state-dir", str(state_dir), "--token", TOKEN, *extra),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=state_dir,
+        )
+        info_file = state_dir / "emulator.json"
+        self.info = wait_for(
+            lambda: self._check() and info_file.exists() and json.loads(info_file.read_text()),
+            timeout=30,
+            what="emulator.json",
+        )
+        self.endpoint: str = self.info["endpoint"]
+        self.ca_file = Path(self.info["ca_file"])
+        self.db_path = Path(self.info["db_path"])
+        self._ssl = ssl.create_default_context(cafile=str(self.ca_file))
+
+    def _check(self) -> bool:
+        if self._process.poll() is not None:
+            raise RuntimeError(f"emulator exited with {self._process.returncode}; see {self.state_dir}/emulator.log")
+        return True
+
+    def _admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.endpoint + path, data=data, method="POST" if data else "GET")
+        with urllib.request.urlopen(request, context=self._ssl, timeout=10) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._admin("/_emulator/stats"))
+
+    def set_faults(self, **faults: Any) -> None:
+        self._admin("/_emulator/faults", faults)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db_path) as db:
+            return db.execute(sql, params).fetchall()
+
+    def rows(self, table_name: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(r) for (r,) in self.query("SELECT row FROM rows WHERE table_name = ? ORDER BY id", table_name)
+        ]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.query("SELECT table_name, count(*) FROM rows GROUP BY table_name"))
+
+    def stop(self) -> None:
+        self._process.send_signal(signal.SIGTERM)
+        self._process.wait(timeout=30)
+        self._log.close()
+
+
+def ingestor_config(
+    tmp: Path, bootstrap: str, emulator: EmulatorProcess, *, topic: str, group: str, **overrides: Any
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "source": {
+            "type": "kafka",
+            "bootstrap_servers": [bootstrap],
+            "topics": [topic],
+            "group_id": group,
+            "session_timeout_secs": 6,  # Tansu delays the first join by half the session timeout
+        },
+        "sink": {
+            "type": "logs_ingestion",
+            "endpoint": emulator.endpoint,
+            "rule_id": RULE_ID,
+            "ca_file": str(emulator.ca_file),
+            "credential": {"type": "static_token", "token": TOKEN},
+            "linger_secs": 0.5,
+            "auth_retry_secs": 1,
+            "max_backoff_secs": 2,
+        },
+        "dead_letter": {"path": str(tmp / "dead-letter")},
+        "metrics": {"host": "127.0.0.1", "port": free_port()},
+    }
+    for dotted, value in overrides.items():
+        node = config
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config
+
+
+class IngestorProcess:
+    def __init__(self, tmp: Path, config: dict[str, Any], *, name: str = "ingestor") -> None:
+        self.config = config
+        self.config_path = tmp / f"{name}.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = tmp / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.port = config["metrics"]["port"]
+        self.process = subprocess.Popen(
+            ingestor_command("run", "--config", str(self.config_path)),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError:
+            return 0, ""
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Samples by (name, sorted labels); empty while the endpoint is not up."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"ingestor exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+        status, text = self.get("/metrics")
+        if status != 200:
+            return {}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def total(self, name: str, **labels: str) -> float:
+        """Sum of a metric's samples whose labels include `labels`."""
+        return sum(
+            value
+            for (sample, sample_labels), value in self.metrics().items()
+            if sample == name and set(labels.items()) <= set(sample_labels)
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def committed_offsets(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
+    """Offsets the group committed, read back through a fresh client."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> dict[int, int | None]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            return {p: await consumer.committed(TopicPartition(topic, p)) for p in sorted(partitions)}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def produce(bootstrap: str, topic: str, messages: Iterable[bytes], *, partitions: int) -> dict[int, int]:
+    """Create the topic and produce messages round-robin; returns messages per partition."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def send() -> dict[int, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, partitions, 1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1_048_576, linger_ms=5)
+        await producer.start()
+        counts = dict.fromkeys(range(partitions), 0)
+        try:
+            for i, message in enumerate(messages):
+                await producer.send(topic, message, partition=i % partitions)
+                counts[i % partitions] += 1
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return counts
+
+    return asyncio.run(send())

@@ -1,0 +1,215 @@
+"""Configuration: YAML plus environment, errors that name the key, masked secrets, Event Hubs client settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ingestor.config import ConfigError, load_config, parse_config
+from ingestor.sources.kafka import EntraTokenProvider, consumer_settings
+
+RULE = "dcr-" + "ab" * 16
+SECRET = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0"
+
+
+def base() -> dict[str, Any]:
+    return {
+        "source": {"type": "kafka", "bootstrap_servers": ["127.0.0.1:9092"], "topics": ["defender"], "group_id": "g"},
+        "sink": {
+            "type": "logs_ingestion",
+            "endpoint": "https://dce.westeurope-1.ingest.monitor.azure.com",
+            "rule_id": RULE,
+            "credential": {"type": "default"},
+        },
+        "dead_letter": {"path": "/var/lib/ingestor/dead-letter"},
+        "metrics": {"port": 9464},
+    }
+
+
+def problems(doc: dict[str, Any], env: dict[str, str] | None = None, tmp: Path | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        if env is None:
+            parse_config(doc)
+        else:
+            assert tmp is not None
+            path = tmp / "c.yaml"
+            path.write_text(yaml.safe_dump(doc))
+            load_config(path, env)
+    return caught.value.problems
+
+
+def test_minimal_config_and_defaults() -> None:
+    config = parse_config(base())
+    assert config.sink.max_request_bytes == 1_040_000 < 1_048_576
+    assert config.source.commit_interval_secs >= 0.25
+    destinations = config.destinations()
+    assert len(destinations) == 10
+    process = destinations["DeviceProcessEvents"]
+    assert (process.rule_id, process.stream, process.table_name) == (
+        RULE,
+        "Custom-DeviceProcessEvents_CL",
+        "DeviceProcessEvents_CL",
+    )
+
+
+def test_per_table_destination_override() -> None:
+    doc = base()
+    other = "dcr-" + "cd" * 16
+    doc["sink"]["tables"] = {"DeviceNetworkEvents": {"rule_id": other, "stream": "Custom-Net"}}
+    destinations = parse_config(doc).destinations()
+    assert (destinations["DeviceNetworkEvents"].rule_id, destinations["DeviceNetworkEvents"].stream) == (
+        other,
+        "Custom-Net",
+    )
+    assert destinations["DeviceNetworkEvents"].table_name == "DeviceNetworkEvents_CL"
+    assert destinations["DeviceInfo"].rule_id == RULE
+
+
+def test_environment_overrides_every_level(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(base()))
+    env = {
+        "INGESTOR_SOURCE__TOPICS": "[a, b]",
+        "INGESTOR_SOURCE__BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+        "INGESTOR_SINK__CREDENTIAL__TYPE": "static_token",
+        "INGESTOR_SINK__CREDENTIAL__TOKEN": "tok",
+        "INGESTOR_METRICS__PORT": "9999",
+        "INGESTOR_SINK__LINGER_SECS": "0.5",
+        "UNRELATED": "x",
+    }
+    config = load_config(path, env)
+    assert config.source.topics == ["a", "b"]
+    assert config.source.bootstrap_servers == ["k1:9092", "k2:9092"]
+    assert config.sink.credential.token is not None and config.sink.credential.token.get_secret_value() == "tok"
+    assert (config.metrics.port, config.sink.linger_secs) == (9999, 0.5)
+
+
+def test_configuration_entirely_from_environment() -> None:
+    env = {
+        "INGESTOR_SOURCE__BOOTSTRAP_SERVERS": "k:9092",
+        "INGESTOR_SOURCE__TOPICS": "defender",
+        "INGESTOR_SOURCE__GROUP_ID": "g",
+        "INGESTOR_SINK__ENDPOINT": "https://x.example",
+        "INGESTOR_SINK__RULE_ID": RULE,
+        "INGESTOR_DEAD_LETTER__PATH": "/tmp/dl",
+    }
+    assert load_config(None, env).source.topics == ["defender"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["sink"].pop("endpoint"),
+            "sink.endpoint: required; set it in the config file or with INGESTOR_SINK__ENDPOINT",
+        ),
+        (lambda d: d["sink"].update(endpoint="http://plain.example"), "sink.endpoint: must be an https:// URL"),
+        (lambda d: d["sink"].update(rule_id="my-dcr"), "sink.rule_id: must be a DCR immutable id"),
+        (lambda d: d["sink"].update(credential={"type": "static_token"}), "needs credential.token"),
+        (lambda d: d["sink"].update(credential={"type": "password"}), "sink.credential.type"),
+        (lambda d: d["sink"].update(tables={"DeviceFoo": {}}), "unknown tables ['DeviceFoo']"),
+        (lambda d: d["sink"].update(ca_file="/nonexistent/ca.pem"), "ca_file /nonexistent/ca.pem does not exist"),
+        (lambda d: d["sink"].update(max_request_bytes=2_000_000), "sink.max_request_bytes"),
+        (lambda d: d["source"].update(commit_interval_secs=0.1), "source.commit_interval_secs"),
+        (lambda d: d["source"].update(topics=[]), "source.topics"),
+        (lambda d: d["source"].update(bootstrap_servers=["ns.servicebus.windows.net:9093"]), "set auth.type"),
+        (lambda d: d["source"].update(auth={"type": "connection_string"}), "needs auth.connection_string"),
+        (lambda d: d.update(sinks={}), "sinks: unknown key"),
+        (lambda d: d["metrics"].update(port="http"), "metrics.port"),
+    ],
+)
+def test_errors_name_the_key_and_the_fix(change: Any, expected: str) -> None:
+    doc = base()
+    change(doc)
+    found = problems(doc)
+    assert any(expected in p for p in found), found
+
+
+def test_broken_yaml_and_missing_file_are_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("source: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, {})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml", {})
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(bad, {})
+
+
+def test_check_config_prints_masked_configuration(tmp_path: Path) -> None:
+    doc = base()
+    doc["source"].update(
+        bootstrap_servers=["ns.servicebus.windows.net:9093"],
+        auth={"type": "connection_string", "connection_string": SECRET},
+    )
+    doc["sink"]["credential"] = {"type": "static_token", "token": "very-secret-token"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = subprocess.run(
+        [sys.executable, "-m", "ingestor", "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
+    printed = yaml.safe_load(out)
+    assert printed["source"]["auth"]["connection_string"] == "**********"
+    assert printed["sink"]["credential"]["token"] == "**********"
+    assert SECRET not in out and "very-secret-token" not in out and "c2VjcmV0" not in out
+    assert printed["sink"]["rule_id"] == RULE
+
+
+def test_check_config_errors_exit_2_without_echoing_secrets(tmp_path: Path) -> None:
+    doc = base()
+    doc["sink"]["credential"] = {"type": "static_token", "token": "very-secret-token"}
+    doc["sink"]["endpoint"] = "ftp://nope"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = subprocess.run(
+        [sys.executable, "-m", "ingestor", "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "sink.endpoint: must be an https:// URL" in result.stderr
+    assert "very-secret-token" not in result.stderr + result.stdout
+
+
+def test_event_hubs_connection_string_settings() -> None:
+    doc = base()
+    doc["source"].update(
+        bootstrap_servers=["ns.servicebus.windows.net:9093"],
+        auth={"type": "connection_string", "connection_string": SECRET},
+    )
+    settings = consumer_settings(parse_config(doc).source)
+    assert settings["security_protocol"] == "SASL_SSL" and settings["sasl_mechanism"] == "PLAIN"
+    assert settings["sasl_plain_username"] == "$ConnectionString"
+    assert settings["sasl_plain_password"] == SECRET
+    assert settings["ssl_context"] is not None and settings["enable_auto_commit"] is False
+    # Microsoft's recommended settings for the Event Hubs Kafka endpoint
+    assert settings["metadata_max_age_ms"] == 180_000 and settings["connections_max_idle_ms"] == 180_000
+    assert settings["request_timeout_ms"] == 60_000 and settings["session_timeout_ms"] == 30_000
+    assert settings["max_poll_interval_ms"] == 300_000 and settings["heartbeat_interval_ms"] == 3_000
+
+
+def test_event_hubs_entra_settings() -> None:
+    doc = base()
+    doc["source"].update(bootstrap_servers=["ns.servicebus.windows.net:9093"], auth={"type": "entra"})
+    settings = consumer_settings(parse_config(doc).source)
+    assert settings["security_protocol"] == "SASL_SSL" and settings["sasl_mechanism"] == "OAUTHBEARER"
+    provider = settings["sasl_oauth_token_provider"]
+    assert isinstance(provider, EntraTokenProvider)
+    assert provider._scope == "https://ns.servicebus.windows.net/.default"
+
+
+def test_plain_kafka_stays_plaintext() -> None:
+    settings = consumer_settings(parse_config(base()).source)
+    assert "security_protocol" not in settings and "ssl_context" not in settings
+    assert "metadata_max_age_ms" not in settings
