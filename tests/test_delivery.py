@@ -198,7 +198,7 @@ async def test_401_403_404_stop_and_resume_by_themselves(emulator: Emulator, tmp
 
     tickets = await rig.deliver(rig.rows(10), until=watch)
     assert_all_settled(rig, tickets) if tickets else None
-    assert seen_unauthorized and seen_unauthorized[0].startswith("403")
+    assert seen_unauthorized and seen_unauthorized[0].startswith("DeviceRegistryEvents_CL: 403")
     assert rig.delivery.health.authorized and rig.sample("ingestor_sink_authorized") == 1
     assert len(emulator.rows("DeviceRegistryEvents_CL")) == 10
     assert rig.sample("ingestor_retries_total", destination="DeviceRegistryEvents_CL", reason="unauthorized") == 3

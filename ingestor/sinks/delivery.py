@@ -31,31 +31,36 @@ THREAD_COMPRESS_BYTES = 256 * 1024
 
 
 class SinkHealth:
-    """Whether the Logs Ingestion API currently lets us in; flips are logged once, not per request."""
+    """Which destinations the Logs Ingestion API currently refuses (401/403/404); flips are logged once."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self.authorized = True
-        self.problem = ""
+        self._refused: dict[str, str] = {}
+
+    @property
+    def authorized(self) -> bool:
+        return not self._refused
+
+    @property
+    def problem(self) -> str:
+        return "; ".join(f"{dest}: {problem}" for dest, problem in sorted(self._refused.items()))
 
     def refused(self, error: UploadError, destination: str) -> None:
-        if self.authorized:
+        if destination not in self._refused:
             log.error(
                 "Logs Ingestion API refused the request; consumption stops until it succeeds. Check that the "
                 "identity has the Monitoring Metrics Publisher role on the DCR (403), that the credential is "
                 "valid (401), and that sink.endpoint, sink.rule_id and the stream exist (404)",
                 extra={"status": error.status, "destination": destination, "error": str(error)},
             )
-        self.authorized = False
-        self.problem = f"{error.status}: {error}"
+        self._refused[destination] = f"{error.status} {error}"
         self._metrics.sink_authorized.set(0)
 
-    def accepted(self) -> None:
-        if not self.authorized:
-            log.info("Logs Ingestion API accepts requests again; resuming")
-        self.authorized = True
-        self.problem = ""
-        self._metrics.sink_authorized.set(1)
+    def accepted(self, destination: str) -> None:
+        if self._refused.pop(destination, None) is not None:
+            log.info("Logs Ingestion API accepts requests again", extra={"destination": destination})
+            if not self._refused:
+                self._metrics.sink_authorized.set(1)
 
 
 class Delivery:
@@ -206,7 +211,7 @@ class Delivery:
             metrics.compressed_bytes.labels(destination).inc(len(payload))
             metrics.events_accepted.labels(batch.destination.table, destination).inc(len(batch))
             metrics.raw_bytes.labels(batch.destination.table, destination).inc(batch.raw_bytes)
-            self.health.accepted()
+            self.health.accepted(destination)
             self._settle(batch)
             return
 

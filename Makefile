@@ -1,0 +1,57 @@
+# Quickstart: `make demo` runs the whole pipeline on local real parts; `make test` runs every check.
+# Both set up .venv from requirements.lock first; nothing else needs to be installed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test unit lint typecheck format schemas lock bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python requirements.lock
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	touch $@
+
+# The package is installed (not editable) so tests and the demo run what `pip install .` ships.
+install: $(STAMP) ## set up .venv and install the ingestor into it
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+
+demo: install ## broker + emulator + generated traffic + ingestor, then rows per table
+	$(BIN)/python tests/demo.py
+
+test: install lint typecheck ## lint, type-check and the whole test suite (real broker and emulator)
+	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
+
+unit: install ## tests without the end-to-end ones
+	$(BIN)/pytest -p no:cacheprovider -q --ignore=tests/test_end_to_end.py $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check + format check
+	$(BIN)/ruff check ingestor tests benchmarks schemas
+	$(BIN)/ruff format --check ingestor tests benchmarks schemas
+
+typecheck: $(STAMP) ## mypy --strict on ingestor/
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix ingestor tests benchmarks schemas
+	$(BIN)/ruff format ingestor tests benchmarks schemas
+
+schemas: ## re-derive schemas/*.json from schemas/source/device-tables.json
+	$(PYTHON) schemas/derive.py
+
+lock: $(STAMP) ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+bench: install ## decode/validate/encode/compress floor on generated traffic
+	$(BIN)/python benchmarks/floor.py
+
+clean: ## remove the venv and generated output
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
