@@ -142,6 +142,13 @@ def test_broken_yaml_and_missing_file_are_clear(tmp_path: Path) -> None:
         load_config(bad, {})
 
 
+def check_config(tmp: Path, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    path = tmp / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    command = [sys.executable, "-m", "ingestor", "check-config", "--config", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp)
+
+
 def test_check_config_prints_masked_configuration(tmp_path: Path) -> None:
     doc = base()
     doc["source"].update(
@@ -149,15 +156,9 @@ def test_check_config_prints_masked_configuration(tmp_path: Path) -> None:
         auth={"type": "connection_string", "connection_string": SECRET},
     )
     doc["sink"]["credential"] = {"type": "static_token", "token": "very-secret-token"}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    out = subprocess.run(
-        [sys.executable, "-m", "ingestor", "check-config", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=True,
-    ).stdout
+    result = check_config(tmp_path, doc)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
     printed = yaml.safe_load(out)
     assert printed["source"]["auth"]["connection_string"] == "**********"
     assert printed["sink"]["credential"]["token"] == "**********"
@@ -169,14 +170,7 @@ def test_check_config_errors_exit_2_without_echoing_secrets(tmp_path: Path) -> N
     doc = base()
     doc["sink"]["credential"] = {"type": "static_token", "token": "very-secret-token"}
     doc["sink"]["endpoint"] = "ftp://nope"
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    result = subprocess.run(
-        [sys.executable, "-m", "ingestor", "check-config", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    result = check_config(tmp_path, doc)
     assert result.returncode == 2
     assert "sink.endpoint: must be an https:// URL" in result.stderr
     assert "very-secret-token" not in result.stderr + result.stdout

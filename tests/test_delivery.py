@@ -9,23 +9,28 @@ import asyncio
 import json
 import os
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import ingestor
 from ingestor.commit import OffsetTracker
 from ingestor.config import LogsIngestionSinkConfig, build_destinations
 from ingestor.emulator import DEFAULT_RULE_ID, Emulator
 from ingestor.metrics import Metrics
 from ingestor.models import Position, Ticket
 from ingestor.pipeline.batch import Batcher
+from ingestor.pipeline.decode import MessageDecoder
 from ingestor.sinks.dead_letter import DeadLetterWriter, read_dead_letters
 from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
+from ingestor.tables import load_schemas
 
 TOKEN = "delivery-test-token"
+SAMPLES_DIR = Path(ingestor.__file__).parent / "samples"
 TABLE = "DeviceRegistryEvents"
 
 
@@ -117,6 +122,36 @@ async def test_rows_land_with_204_and_every_ticket_settles(emulator: Emulator, t
     labels = {"table": TABLE, "destination": "DeviceRegistryEvents_CL"}
     assert rig.sample("ingestor_accepted_events_total", **labels) == 500
     assert rig.sample("ingestor_requests_total", destination="DeviceRegistryEvents_CL", status_class="2xx") >= 1
+
+
+async def test_every_sample_record_lands_with_its_columns_and_a_request_id(emulator: Emulator, tmp_path: Path) -> None:
+    samples = [r for path in sorted(SAMPLES_DIR.glob("*.json")) for r in json.loads(path.read_text())]
+    decoded = MessageDecoder(load_schemas()).decode(json.dumps({"records": samples}).encode())
+    assert len(decoded.rows) == 10 and not decoded.rejected
+    rig = Rig(emulator, tmp_path)
+    async with LogsIngestionSink(rig.config) as sink:
+        delivery = Delivery(rig.config, sink, rig.batchers, rig.dead_letter, rig.metrics)
+        workers = asyncio.create_task(delivery.run())
+        ticket = rig.tracker.track(Position("t", 0, 0))
+        ticket.pending, ticket.sealed = len(decoded.rows), True
+        for row in decoded.rows:
+            delivery.hold(len(row.body) + 1)
+            delivery.submit(rig.batchers[row.table].add(row.body, ticket))
+        async with asyncio.timeout(30):
+            await delivery.drain()
+        workers.cancel()
+    assert ticket.done
+    for record, row in zip(samples, decoded.rows, strict=True):
+        (landed,) = emulator.rows(f"{row.table}_CL")
+        assert landed == json.loads(row.body)
+        assert set(landed) == {k for k, v in record["properties"].items() if v is not None} | {
+            "TimeGenerated",
+            "SourceTenantId",
+            "RetentionTag",
+        }
+    with sqlite3.connect(emulator.db_path) as db:
+        ids = [i for (i,) in db.execute("SELECT request_id FROM requests WHERE status = 204")]
+    assert len(ids) == 10 and len(set(ids)) == 10 and all(uuid.UUID(i) for i in ids)
 
 
 async def test_429_waits_for_retry_after_then_lands(emulator: Emulator, tmp_path: Path) -> None:
