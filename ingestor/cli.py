@@ -1,4 +1,4 @@
-"""Command line: `ingestor run | check-config | emulator | generate`.
+"""Command line: `ingestor run | check-config | replay | emulator | generate`.
 
 `run` validates the configuration before building any client, installs uvloop, and exits 0 after a graceful
 SIGTERM/SIGINT shutdown; configuration errors exit 2 with one line per problem naming the key.
@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="YAML file; INGESTOR_* environment variables override it")
     check = commands.add_parser("check-config", help="validate the configuration and print it with secrets masked")
     check.add_argument("--config", type=Path)
+    replay = commands.add_parser("replay", help="dead letters or Storage-export files back through the pipeline")
+    from ingestor.replay import add_arguments
+
+    add_arguments(replay)
     commands.add_parser(
         "emulator", help="local HTTPS Logs Ingestion API (see `ingestor emulator --help`)", add_help=False
     )
@@ -60,7 +64,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(yaml.safe_dump(config.masked(), sort_keys=False), end="")
         return 0
+    if args.command == "replay":
+        return replay(config, args)
     return run(config)
+
+
+def replay(config: Config, args: argparse.Namespace) -> int:
+    from ingestor.replay import replay as replay_files
+
+    setup_logging(config.log_level)
+    missing = [str(p) for p in args.files if not p.is_file()]
+    if missing:
+        print(f"ingestor replay: no such file: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_CONFIG
+    target = args.dead_letter_dir or config.dead_letter.path or Path.cwd()
+    return asyncio.run(replay_files(config, args.files, target, progress=args.progress))
 
 
 def run(config: Config) -> int:

@@ -170,8 +170,22 @@ class LogsIngestionSinkConfig(Section):
 
 
 class DeadLetterConfig(Section):
-    path: Path
+    """`file`: rotated gzip JSON-lines files under `path`. `kafka`: a topic on the source's brokers (same auth)."""
+
+    type: Literal["file", "kafka"] = "file"
+    path: Path | None = None
     max_file_bytes: Annotated[int, Field(ge=65_536)] = 64 * 1_048_576
+    topic: str | None = None
+    # A write that fails is retried at this interval while the source stays paused; nothing is dropped.
+    retry_secs: Annotated[float, Field(gt=0, le=600)] = 5.0
+
+    @model_validator(mode="after")
+    def _target(self) -> DeadLetterConfig:
+        if self.type == "file" and self.path is None:
+            raise ValueError("dead_letter.path is required for type file (or INGESTOR_DEAD_LETTER__PATH)")
+        if self.type == "kafka" and not self.topic:
+            raise ValueError("dead_letter.topic is required for type kafka (or INGESTOR_DEAD_LETTER__TOPIC)")
+        return self
 
 
 class MetricsConfig(Section):

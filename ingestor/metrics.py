@@ -100,6 +100,12 @@ class Metrics:
             ["destination", "reason"],
             registry=r,
         )
+        self.dead_letter_written = Counter(
+            "ingestor_dead_letter_written_entries", "Entries made durable in the dead letter", registry=r
+        )
+        self.dead_letter_write_errors = Counter(
+            "ingestor_dead_letter_write_errors", "Failed dead-letter writes (retried, never dropped)", registry=r
+        )
         self.inflight_bytes = Gauge(
             "ingestor_inflight_bytes", "Row bytes in open batches, queued and in flight", registry=r
         )
@@ -124,3 +130,7 @@ class Metrics:
         )
         self.ready = Gauge("ingestor_ready", "1 when partitions are assigned and the sink authorized", registry=r)
         self.sink_authorized.set(1)
+
+    def total(self, sample_name: str) -> float:
+        """Sum of every sample named `sample_name` (all label values)."""
+        return sum(s.value for metric in self.registry.collect() for s in metric.samples if s.name == sample_name)

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from ingestor.config import ConfigError, load_config, parse_config
-from ingestor.sources.kafka import EntraTokenProvider, consumer_settings
+from ingestor.kafka_connection import EntraTokenProvider
+from ingestor.sources.kafka import consumer_settings
 
 RULE = "dcr-" + "ab" * 16
 SECRET = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0"

@@ -24,7 +24,7 @@ from ingestor.metrics import Metrics
 from ingestor.models import Position, Ticket
 from ingestor.pipeline.batch import Batcher
 from ingestor.pipeline.decode import MessageDecoder
-from ingestor.sinks.dead_letter import DeadLetterWriter, read_dead_letters
+from ingestor.sinks.dead_letter import DeadLetterQueue, FileStore, read_dead_letters
 from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 from ingestor.tables import load_schemas
@@ -57,8 +57,8 @@ class Rig:
         self.config = LogsIngestionSinkConfig.model_validate(settings)
         self.metrics = Metrics()
         self.tracker = OffsetTracker()
-        self.dead_letter = DeadLetterWriter(tmp / "dead-letter")
         self.dead_letter_dir = tmp / "dead-letter"
+        self.dead_letter = DeadLetterQueue(FileStore(self.dead_letter_dir, max_file_bytes=1 << 26), self.metrics)
         self.batchers = {
             t: Batcher(d, max_request_bytes=self.config.max_request_bytes, linger_secs=self.config.linger_secs)
             for t, d in build_destinations(self.config).items()
@@ -86,6 +86,7 @@ class Rig:
             delivery = Delivery(self.config, sink, self.batchers, self.dead_letter, self.metrics)
             self.delivery = delivery
             workers = asyncio.create_task(delivery.run())
+            writer = asyncio.create_task(self.dead_letter.run())
             tickets = []
             for i, row in enumerate(rows):
                 ticket = self.tracker.track(Position("t", 0, i))
@@ -98,8 +99,10 @@ class Rig:
                 await until(delivery)
             async with asyncio.timeout(60):
                 await delivery.drain()
+                await self.dead_letter.drain()
             workers.cancel()
-            self.dead_letter.close()
+            writer.cancel()
+            await asyncio.gather(workers, writer, return_exceptions=True)
             assert delivery.inflight_bytes == 0
             return tickets
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from ingestor.commit import OffsetTracker
+from ingestor.metrics import Metrics
 from ingestor.models import Batch, Destination, Partition, Position, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, Batcher
 from ingestor.pipeline.compress import gunzip, gzip_rows
-from ingestor.sinks.dead_letter import DeadLetterWriter, read_dead_letters
+from ingestor.sinks.dead_letter import DeadLetterFile, DeadLetterQueue, entry_for, read_dead_letters
 
 DEST = Destination("DeviceInfo", "dcr-" + "0" * 32, "Custom-DeviceInfo_CL", "DeviceInfo_CL")
 
@@ -86,14 +89,16 @@ def rejected(i: int, raw: bytes = b'{"x": 1}') -> Rejected:
     return Rejected(raw, "DeviceInfo", "invalid_type", f"detail {i}", SourceRef(Position("defender", 2, 100 + i), i))
 
 
-def test_dead_letter_entries_survive_sync_and_rotate(tmp_path: Path) -> None:
-    writer = DeadLetterWriter(tmp_path, max_file_bytes=65_536)
+def lines(*entries: Rejected) -> bytes:
+    return b"".join(msgspec.json.encode(entry_for(r)) + b"\n" for r in entries)
+
+
+def test_dead_letter_entries_survive_and_rotate(tmp_path: Path) -> None:
+    file = DeadLetterFile(tmp_path, max_file_bytes=65_536)
     for i in range(300):
-        writer.write([rejected(i, b'{"payload": "' + os.urandom(400).hex().encode() + b'"}')])
-        if i % 50 == 0:
-            writer.sync()
-    writer.write([rejected(999, b"\xff\xfe not utf-8")])
-    writer.close()
+        file.append(lines(rejected(i, b'{"payload": "' + os.urandom(400).hex().encode() + b'"}')))
+    file.append(lines(rejected(999, b"\xff\xfe not utf-8")))
+    file.close()
     assert len(list(tmp_path.glob("dead-letter-*.jsonl.gz"))) > 1
     entries = list(read_dead_letters(tmp_path))
     assert len(entries) == 301
@@ -102,11 +107,61 @@ def test_dead_letter_entries_survive_sync_and_rotate(tmp_path: Path) -> None:
     assert entries[-1].raw is None and entries[-1].raw_base64 is not None
 
 
-def test_dead_letter_reader_keeps_synced_members_of_a_torn_file(tmp_path: Path) -> None:
-    writer = DeadLetterWriter(tmp_path)
-    writer.write([rejected(0), rejected(1)])
-    writer.sync()
-    writer.write([rejected(2)])
-    writer._file.write(writer._compressor.flush(2))  # type: ignore[union-attr]  # Z_SYNC_FLUSH, then "crash"
-    writer._file.flush()  # type: ignore[union-attr]
+def test_dead_letter_reader_keeps_the_complete_members_of_a_torn_file(tmp_path: Path) -> None:
+    file = DeadLetterFile(tmp_path)
+    file.append(lines(rejected(0), rejected(1)))
+    file.close()
+    (path,) = tmp_path.glob("*.jsonl.gz")
+    whole = gzip.compress(lines(rejected(2)))
+    with path.open("ab") as out:
+        out.write(whole[: len(whole) // 2])  # a crash in the middle of the next append
     assert [e.index for e in read_dead_letters(tmp_path)] == [0, 1]
+
+
+class FailingStore:
+    """Fails the first `failures` writes, then keeps what it is given."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.kept: list[bytes] = []
+
+    async def write(self, lines: list[bytes]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(28, "No space left on device")
+        self.kept.extend(lines)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_failing_dead_letter_is_backpressure_never_a_drop() -> None:
+    metrics = Metrics()
+    store = FailingStore(failures=3)
+    queue = DeadLetterQueue(store, metrics, retry_secs=0.01)
+    tracker = OffsetTracker()
+    ticket = tracker.track(Position("t", 0, 0))
+    ticket.pending, ticket.sealed = 2, True
+    runner = asyncio.create_task(queue.run())
+    queue.put([rejected(0), rejected(1)], [ticket, ticket])
+    assert queue.pending_bytes > 0
+    await asyncio.wait_for(queue.drain(), 10)
+    runner.cancel()
+    assert ticket.done and len(store.kept) == 2 and queue.pending_bytes == 0 and not queue.failing
+    assert metrics.registry.get_sample_value("ingestor_dead_letter_write_errors_total") == 3
+    assert metrics.registry.get_sample_value("ingestor_dead_letter_written_entries_total") == 2
+    assert tracker.committable() == {Partition("t", 0): 1}
+
+
+async def test_a_record_is_not_settled_while_its_dead_letter_write_fails() -> None:
+    store = FailingStore(failures=10**9)
+    metrics = Metrics()
+    queue = DeadLetterQueue(store, metrics, retry_secs=0.01)
+    ticket = OffsetTracker().track(Position("t", 0, 0))
+    ticket.pending, ticket.sealed = 1, True
+    runner = asyncio.create_task(queue.run())
+    queue.put([rejected(0)], [ticket])
+    while (metrics.registry.get_sample_value("ingestor_dead_letter_write_errors_total") or 0) < 5:
+        await asyncio.sleep(0.01)
+    assert not ticket.done and queue.failing.startswith("OSError") and queue.pending_bytes > 0
+    runner.cancel()

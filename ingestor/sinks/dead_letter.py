@@ -1,31 +1,41 @@
-"""Dead letter: rotated gzip JSON-lines files of records that cannot be delivered, with the reason.
+"""Dead letter: records that cannot be delivered, with the reason, in rotated gzip JSON-lines files (default)
+or a Kafka topic.
 
 Each entry holds the raw record, table, reason code, detail, source position and time; nothing else, so no
-secret can reach it. `sync()` makes everything written so far durable (a complete gzip member, fsynced); the
-committer calls it before committing offsets, so a committed record is either landed or on disk here.
+secret can reach it. A record's ticket settles only once its entry is durable (fsynced, or acknowledged by the
+brokers), so a committed offset never covers a record that is neither landed nor here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
+import logging
 import os
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO, Protocol
 
 import msgspec
+from aiokafka import AIOKafkaProducer
 
-from ingestor.models import Rejected
+from ingestor.commit import settle
+from ingestor.config import KafkaSourceConfig
+from ingestor.kafka_connection import connection_settings
+from ingestor.metrics import Metrics
+from ingestor.models import Rejected, Ticket
 from ingestor.pipeline.compress import BACKEND
 
 if BACKEND == "isal":
     from isal import isal_zlib as _zlib
 else:  # pragma: no cover
     import zlib as _zlib  # type: ignore[no-redef]
+
+log = logging.getLogger(__name__)
 
 
 class DeadLetterEntry(msgspec.Struct, omit_defaults=True):
@@ -61,65 +71,200 @@ def entry_for(rejected: Rejected) -> DeadLetterEntry:
     )
 
 
-class DeadLetterWriter:
-    """Appends entries to `<dir>/dead-letter-<time>-<pid>-<n>.jsonl.gz`, rotating at `max_file_bytes`."""
+class DeadLetterFile:
+    """Appends entries to `<dir>/dead-letter-<time>-<pid>-<n>.jsonl.gz`, rotating at `max_file_bytes`.
 
-    def __init__(self, directory: Path, *, max_file_bytes: int = 64 * 1_048_576) -> None:
+    Every `append()` writes one complete gzip member and fsyncs it, so an appended entry survives a crash. After a
+    failed append the file is abandoned (its earlier members stay readable) and the next append starts a new one.
+    """
+
+    def __init__(self, directory: Path, *, max_file_bytes: int = 64 * 1_048_576, prefix: str = "dead-letter") -> None:
         self.directory = directory
         self.max_file_bytes = max_file_bytes
-        self._encode = msgspec.json.Encoder().encode
+        self.prefix = prefix
         self._file: BinaryIO | None = None
-        self._compressor: Any = None
-        self._member_dirty = False
         self._sequence = 0
-        self.written = 0
-        directory.mkdir(parents=True, exist_ok=True)
 
-    def write(self, rejected: list[Rejected]) -> None:
-        if not rejected:
-            return
-        if self._file is None or self._file.tell() >= self.max_file_bytes:
-            self._rotate()
-        assert self._file is not None
-        if self._compressor is None:
-            self._compressor = _zlib.compressobj(1, _zlib.DEFLATED, 31)
-        lines = b"".join(self._encode(entry_for(r)) + b"\n" for r in rejected)
-        self._file.write(self._compressor.compress(lines))
-        self._member_dirty = True
-        self.written += len(rejected)
-
-    def sync(self) -> None:
-        """Close the current gzip member and fsync, so all entries so far survive a crash."""
-        if self._file is None or not self._member_dirty:
-            return
-        self._file.write(self._compressor.flush())
-        self._compressor = None
-        self._member_dirty = False
-        self._file.flush()
-        os.fsync(self._file.fileno())
+    def append(self, lines: bytes) -> None:
+        try:
+            if self._file is None or self._file.tell() >= self.max_file_bytes:
+                self._rotate()
+            assert self._file is not None
+            compressor = _zlib.compressobj(1, _zlib.DEFLATED, 31)
+            self._file.write(compressor.compress(lines) + compressor.flush())
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError:
+            self._abandon()
+            raise
 
     def close(self) -> None:
-        self.sync()
         if self._file is not None:
             self._file.close()
             self._file = None
 
+    def _abandon(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            self._file = None
+
     def _rotate(self) -> None:
         self.close()
+        self.directory.mkdir(parents=True, exist_ok=True)
         self._sequence += 1
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        path = self.directory / f"dead-letter-{stamp}-{os.getpid()}-{self._sequence}.jsonl.gz"
+        path = self.directory / f"{self.prefix}-{stamp}-{os.getpid()}-{self._sequence}.jsonl.gz"
         self._file = path.open("ab")
+
+
+class DeadLetterStore(Protocol):
+    """Where dead-letter entries (JSON lines, newline included) become durable; `write` raises when they did not."""
+
+    async def write(self, lines: list[bytes]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class FileStore:
+    def __init__(self, directory: Path, *, max_file_bytes: int, prefix: str = "dead-letter") -> None:
+        self.file = DeadLetterFile(directory, max_file_bytes=max_file_bytes, prefix=prefix)
+
+    async def write(self, lines: list[bytes]) -> None:
+        await asyncio.to_thread(self.file.append, b"".join(lines))
+
+    async def close(self) -> None:
+        self.file.close()
+
+
+class KafkaStore:
+    """One message per entry on a topic of the source's brokers, acknowledged by all in-sync replicas.
+
+    An entry larger than the topic's message limit (Event Hubs: 1 MB) keeps its first `TRUNCATED_RAW_CHARS`
+    characters of `raw`, says so in `detail`, and is counted in `ingestor_dead_letter_truncated_entries_total`.
+    """
+
+    MAX_MESSAGE_BYTES = 1_000_000
+    TRUNCATED_RAW_CHARS = 900_000
+
+    def __init__(self, source: KafkaSourceConfig, topic: str, metrics: Metrics | None = None) -> None:
+        self._settings = connection_settings(source)
+        self._topic = topic
+        self._metrics = metrics
+        self._producer: AIOKafkaProducer | None = None
+
+    async def write(self, lines: list[bytes]) -> None:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                **self._settings, acks="all", max_request_size=self.MAX_MESSAGE_BYTES + 4096, linger_ms=5
+            )
+            await producer.start()
+            self._producer = producer
+        pending = [await self._producer.send(self._topic, self._fit(line.rstrip(b"\n"))) for line in lines]
+        await asyncio.gather(*pending)
+
+    def _fit(self, value: bytes) -> bytes:
+        if len(value) <= self.MAX_MESSAGE_BYTES:
+            return value
+        entry = msgspec.json.decode(value, type=DeadLetterEntry)
+        entry.detail += f" (raw cut to {self.TRUNCATED_RAW_CHARS} characters to fit the dead-letter topic)"
+        entry.raw = (entry.raw or "")[: self.TRUNCATED_RAW_CHARS] or None
+        entry.raw_base64 = (entry.raw_base64 or "")[: self.TRUNCATED_RAW_CHARS] or None
+        log.warning("dead-letter entry truncated to fit the topic", extra={"reason": entry.reason})
+        return msgspec.json.encode(entry)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+
+class DeadLetterQueue:
+    """Records on their way to the dead letter; their tickets settle only once the store made them durable.
+
+    A store that fails is backpressure, never a drop: entries stay queued (their bytes count toward the
+    in-flight bound, so the source pauses) and the write is retried every `retry_secs` until it succeeds.
+    """
+
+    def __init__(self, store: DeadLetterStore, metrics: Metrics, *, retry_secs: float = 5.0) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._retry_secs = retry_secs
+        self._encode = msgspec.json.Encoder().encode
+        self._lines: list[bytes] = []
+        self._tickets: list[Ticket] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.pending_bytes = 0
+        self.failing = ""
+
+    def put(self, rejected: Sequence[Rejected], tickets: Sequence[Ticket]) -> None:
+        """Queue records (one ticket per record, already counted in its `pending`)."""
+        if not rejected:
+            return
+        encode = self._encode
+        for r in rejected:
+            line = encode(entry_for(r)) + b"\n"
+            self._lines.append(line)
+            self.pending_bytes += len(line)
+        self._tickets.extend(tickets)
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def drain(self) -> None:
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._lines:
+                    lines, tickets = self._lines, self._tickets
+                    self._lines, self._tickets = [], []
+                    await self._write(lines)
+                    self.pending_bytes -= sum(map(len, lines))
+                    settle(tickets, self._metrics.ack_latency.labels("dead-letter"))
+                self._idle.set()
+        finally:
+            await self._store.close()
+
+    async def _write(self, lines: list[bytes]) -> None:
+        while True:
+            try:
+                await self._store.write(lines)
+            except Exception as exc:  # noqa: BLE001 - any store failure is retried, never dropped
+                self._metrics.dead_letter_write_errors.inc()
+                if not self.failing:
+                    log.error(
+                        "cannot write the dead letter; consumption pauses until it works again",
+                        extra={"error": f"{exc.__class__.__name__}: {exc}", "retry_secs": self._retry_secs},
+                    )
+                self.failing = f"{exc.__class__.__name__}: {exc}"
+                await asyncio.sleep(self._retry_secs)
+                continue
+            if self.failing:
+                log.info("dead letter writable again")
+                self.failing = ""
+            self._metrics.dead_letter_written.inc(len(lines))
+            return
 
 
 def read_dead_letters(directory: Path) -> Iterator[DeadLetterEntry]:
     """Every complete entry in a dead-letter directory, oldest file first (a torn last member is skipped)."""
     decoder = msgspec.json.Decoder(DeadLetterEntry)
     for path in sorted(directory.glob("dead-letter-*.jsonl.gz"), key=lambda p: p.stat().st_mtime_ns):
-        data = _complete_members(path.read_bytes())
-        for line in data.splitlines():
-            if line:
-                yield decoder.decode(line)
+        yield from read_dead_letter_file(path, decoder)
+
+
+def read_dead_letter_file(
+    path: Path, decoder: msgspec.json.Decoder[DeadLetterEntry] | None = None
+) -> Iterator[DeadLetterEntry]:
+    decode = (decoder or msgspec.json.Decoder(DeadLetterEntry)).decode
+    for line in _complete_members(path.read_bytes()).splitlines():
+        if line:
+            yield decode(line)
 
 
 def _complete_members(data: bytes) -> bytes:

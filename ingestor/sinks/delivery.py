@@ -13,15 +13,15 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterable
 
+from ingestor.commit import settle
 from ingestor.config import LogsIngestionSinkConfig
 from ingestor.errors import UploadError
 from ingestor.metrics import Metrics
-from ingestor.models import Batch, Rejected, SourceRef, Ticket
+from ingestor.models import Batch, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, Batcher
 from ingestor.pipeline.compress import gzip_rows
-from ingestor.sinks.dead_letter import DeadLetterWriter
+from ingestor.sinks.dead_letter import DeadLetterQueue
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Delivery:
         config: LogsIngestionSinkConfig,
         sink: LogsIngestionSink,
         batchers: dict[str, Batcher],
-        dead_letter: DeadLetterWriter,
+        dead_letter: DeadLetterQueue,
         metrics: Metrics,
     ) -> None:
         self._config = config
@@ -85,6 +85,8 @@ class Delivery:
         self._idle = asyncio.Event()
         self._idle.set()
         self.inflight_bytes = 0
+        # While the service throttles (429), the source pauses until this monotonic time.
+        self.throttled_until = 0.0
         self._random = random.Random()
 
     # -- intake -------------------------------------------------------------------------------------------
@@ -187,6 +189,8 @@ class Delivery:
                     self._bisect(batch, pending, "bad_request", error)
                     return
                 wait = self._wait_for(error, attempt)
+                if error.kind == "throttled":
+                    self.throttled_until = max(self.throttled_until, time.monotonic() + wait)
                 if error.kind == "unauthorized":
                     self.health.refused(error, destination)
                 else:
@@ -233,29 +237,26 @@ class Delivery:
         pending.extend((tail, head))
 
     def _reject(self, batch: Batch, reason: str, detail: str) -> None:
+        """Rows the service will never take: to the dead letter, which settles their tickets once durable."""
         table = batch.destination.table
-        self._dead_letter.write(
+        self._dead_letter.put(
             [
                 Rejected(row, table, reason, detail, SourceRef(t.position, None))
                 for row, t in zip(batch.rows, batch.tickets, strict=True)
-            ]
+            ],
+            batch.tickets,
         )
         self._metrics.events_dead_lettered.labels(table, reason).inc(len(batch))
         log.warning(
             "rows dead-lettered",
             extra={"table": table, "reason": reason, "rows": len(batch), "detail": detail},
         )
-        self._settle(batch)
+        self._release(batch)
 
     def _settle(self, batch: Batch) -> None:
+        self._release(batch)
+        settle(batch.tickets, self._metrics.ack_latency.labels(batch.destination.label))
+
+    def _release(self, batch: Batch) -> None:
         self.inflight_bytes -= batch.raw_bytes
         self._metrics.inflight_bytes.set(self.inflight_bytes)
-        self._observe_done(batch.tickets, batch.destination.label)
-
-    def _observe_done(self, tickets: Iterable[Ticket], destination: str) -> None:
-        now = time.monotonic()
-        histogram = self._metrics.ack_latency.labels(destination)
-        for ticket in tickets:
-            ticket.pending -= 1
-            if ticket.pending == 0 and ticket.sealed:
-                histogram.observe(now - ticket.read_at)

@@ -8,56 +8,27 @@ commits the partition's rows before the partition is released.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import KafkaError
-from aiokafka.helpers import create_ssl_context
 
 from ingestor.config import KafkaSourceConfig
+from ingestor.kafka_connection import EntraTokenProvider, connection_settings
 from ingestor.models import Message, Partition, Position
 
 log = logging.getLogger(__name__)
 PartitionCallback = Callable[[set[Partition]], Awaitable[None]]
 
-# Microsoft's recommended client settings for the Event Hubs Kafka endpoint (azure-apis.md section 4).
-EVENT_HUBS_SETTINGS: dict[str, Any] = {
-    "metadata_max_age_ms": 180_000,
-    "connections_max_idle_ms": 180_000,
-    "heartbeat_interval_ms": 3_000,
-    "max_poll_interval_ms": 300_000,
-}
-
-
-class EntraTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
-    """OAUTHBEARER tokens for Event Hubs from azure-identity, cached until five minutes before expiry."""
-
-    def __init__(self, namespace_host: str) -> None:
-        from azure.identity.aio import DefaultAzureCredential
-
-        self._credential = DefaultAzureCredential()
-        self._scope = f"https://{namespace_host}/.default"
-        self._token = ""
-        self._expires_on = 0.0
-
-    async def token(self) -> str:
-        if time.time() > self._expires_on - 300:
-            access = await self._credential.get_token(self._scope)
-            self._token, self._expires_on = access.token, float(access.expires_on)
-        return self._token
-
-    async def close(self) -> None:
-        await self._credential.close()
+# Microsoft's recommended consumer settings for the Event Hubs Kafka endpoint (azure-apis.md section 4).
+EVENT_HUBS_CONSUMER_SETTINGS: dict[str, Any] = {"heartbeat_interval_ms": 3_000, "max_poll_interval_ms": 300_000}
 
 
 def consumer_settings(config: KafkaSourceConfig) -> dict[str, Any]:
-    """aiokafka keyword arguments for the configuration (no secrets logged from here)."""
+    """aiokafka consumer keyword arguments for the configuration (no secrets logged from here)."""
     settings: dict[str, Any] = {
-        "bootstrap_servers": config.bootstrap_servers,
+        **connection_settings(config),
         "group_id": config.group_id,
         "client_id": f"defender-ingestor-{config.group_id}",
         "enable_auto_commit": False,
@@ -69,27 +40,7 @@ def consumer_settings(config: KafkaSourceConfig) -> dict[str, Any]:
         "request_timeout_ms": int(config.request_timeout_secs * 1000),
     }
     if config.is_event_hubs:
-        settings.update(EVENT_HUBS_SETTINGS)
-    tls = config.tls or config.is_event_hubs or config.auth.type != "none"
-    if tls:
-        settings["ssl_context"] = create_ssl_context(cafile=str(config.ca_file) if config.ca_file else None)
-    if config.auth.type == "connection_string":
-        assert config.auth.connection_string is not None
-        settings.update(
-            security_protocol="SASL_SSL",
-            sasl_mechanism="PLAIN",
-            sasl_plain_username="$ConnectionString",
-            sasl_plain_password=config.auth.connection_string.get_secret_value(),
-        )
-    elif config.auth.type == "entra":
-        host = urlsplit("//" + config.bootstrap_servers[0]).hostname or ""
-        settings.update(
-            security_protocol="SASL_SSL",
-            sasl_mechanism="OAUTHBEARER",
-            sasl_oauth_token_provider=EntraTokenProvider(host),
-        )
-    elif tls:
-        settings["security_protocol"] = "SSL"
+        settings.update(EVENT_HUBS_CONSUMER_SETTINGS)
     return settings
 
 

@@ -1,0 +1,192 @@
+"""Flow: decode -> batch -> deliver, with the dead letter, for messages from any source.
+
+`ingestor run` feeds it Kafka messages and commits what it settles; `ingestor replay` feeds it files. A message
+is tracked by a Ticket that settles once every row taken from it landed (204) or is durable in the dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from types import TracebackType
+
+from ingestor.config import Config, DeadLetterConfig, KafkaSourceConfig
+from ingestor.metrics import Metrics
+from ingestor.models import Message, Position, Rejected, SourceRef, Ticket
+from ingestor.pipeline.batch import Batcher
+from ingestor.pipeline.decode import MessageDecoder
+from ingestor.sinks.dead_letter import DeadLetterQueue, DeadLetterStore, FileStore, KafkaStore
+from ingestor.sinks.delivery import Delivery
+from ingestor.sinks.logs_ingestion import LogsIngestionSink
+from ingestor.tables import load_schemas
+
+log = logging.getLogger(__name__)
+UNKNOWN_TABLE = "unknown"
+Track = Callable[[Position], Ticket]
+
+
+def dead_letter_store(config: DeadLetterConfig, source: KafkaSourceConfig) -> DeadLetterStore:
+    if config.type == "kafka":
+        assert config.topic is not None  # checked by the config model
+        return KafkaStore(source, config.topic)
+    assert config.path is not None
+    return FileStore(config.path, max_file_bytes=config.max_file_bytes)
+
+
+class Flow:
+    """Owns the decoder, the batchers, the delivery workers and the dead-letter queue."""
+
+    def __init__(self, config: Config, metrics: Metrics, *, dead_letter: DeadLetterStore | None = None) -> None:
+        self.config = config
+        self.metrics = metrics
+        destinations = config.destinations()
+        self.decoder = MessageDecoder(
+            load_schemas(),
+            retention_tag=lambda table: destinations[table].retention_tag,
+            unknown_columns=config.validation.unknown_columns,
+            max_record_bytes=config.validation.max_record_bytes,
+            max_field_bytes=config.validation.max_field_bytes,
+        )
+        sink = config.sink
+        self.batchers = {
+            table: Batcher(d, max_request_bytes=sink.max_request_bytes, linger_secs=sink.linger_secs)
+            for table, d in destinations.items()
+        }
+        store = dead_letter or dead_letter_store(config.dead_letter, config.source)
+        self.dead_letter = DeadLetterQueue(store, metrics, retry_secs=config.dead_letter.retry_secs)
+        self._sink = LogsIngestionSink(sink)
+        self.delivery = Delivery(sink, self._sink, self.batchers, self.dead_letter, metrics)
+
+    async def __aenter__(self) -> Flow:
+        await self._sink.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._sink.__aexit__(exc_type, exc, tb)
+
+    async def run(self) -> None:
+        """Delivery workers, the dead-letter writer and the linger clock, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.delivery.run())
+            group.create_task(self.dead_letter.run())
+            group.create_task(self._linger())
+
+    async def _linger(self) -> None:
+        interval = self.config.sink.linger_secs / 4
+        while True:
+            await asyncio.sleep(interval)
+            self.delivery.flush_due(time.monotonic())
+
+    @property
+    def inflight_bytes(self) -> int:
+        return self.delivery.inflight_bytes + self.dead_letter.pending_bytes
+
+    def backpressure(self) -> str:
+        """Why the source should pause now, or '' to keep reading."""
+        if self.inflight_bytes >= self.config.sink.max_inflight_bytes:
+            return "in-flight bytes at sink.max_inflight_bytes"
+        if not self.delivery.health.authorized:
+            return "Logs Ingestion API refuses requests"
+        if self.delivery.throttled_until > time.monotonic():
+            return "Logs Ingestion API throttles (429)"
+        if self.dead_letter.failing:
+            return "dead letter cannot be written"
+        return ""
+
+    async def drain(self, grace_secs: float) -> bool:
+        """Flush open batches and wait until everything is settled; False if `grace_secs` ran out first."""
+        try:
+            async with asyncio.timeout(grace_secs):
+                await self.delivery.drain()
+                await self.dead_letter.drain()
+        except TimeoutError:
+            log.warning(
+                "grace period ended with rows still in flight; they were not committed and will be read again",
+                extra={"grace_secs": grace_secs, "inflight_bytes": self.inflight_bytes},
+            )
+            return False
+        return True
+
+    # -- the hot path -------------------------------------------------------------------------------------
+
+    def process(self, messages: list[Message], track: Track) -> None:
+        """Decode a fetched batch, hand rows to the batchers, queue rejects for the dead letter. Hot path."""
+        read: Counter[str] = Counter()
+        skipped: Counter[str] = Counter()
+        unknown: Counter[tuple[str, str]] = Counter()
+        truncated: Counter[str] = Counter()
+        topics: Counter[str] = Counter()
+        rejected: list[Rejected] = []
+        rejected_tickets: list[Ticket] = []
+        decode, batchers = self.decoder.decode, self.batchers
+        hold, submit = self.delivery.hold, self.delivery.submit
+        for message in messages:
+            ticket = track(message.position)
+            result = decode(message.value, SourceRef(message.position, 0))
+            ticket.pending = len(result.rows) + len(result.rejected)
+            for row in result.rows:
+                hold(len(row.body) + 1)
+                submit(batchers[row.table].add(row.body, ticket))
+                read[row.table] += 1
+            ticket.sealed = True
+            topics[message.position.topic] += 1
+            if result.rejected:
+                rejected.extend(result.rejected)
+                rejected_tickets.extend([ticket] * len(result.rejected))
+            if result.skipped:
+                skipped.update(result.skipped)
+                read[UNKNOWN_TABLE] += result.skipped.total()
+            if result.unknown_columns:
+                unknown.update(result.unknown_columns)
+            if result.truncated_fields:
+                truncated.update(result.truncated_fields)
+        self.dead_letter.put(rejected, rejected_tickets)
+        self._count(topics, read, skipped, rejected, unknown, truncated)
+
+    def process_rows(self, table: str, rows: list[bytes], ticket: Ticket) -> None:
+        """Shaped rows that skip decoding (rows the sink dead-lettered, replayed); `ticket` must be unsealed."""
+        ticket.pending += len(rows)
+        batcher = self.batchers[table]
+        for row in rows:
+            self.delivery.hold(len(row) + 1)
+            self.delivery.submit(batcher.add(row, ticket))
+        self.metrics.events_read.labels(table).inc(len(rows))
+
+    def _count(
+        self,
+        topics: Counter[str],
+        read: Counter[str],
+        skipped: Counter[str],
+        rejected: list[Rejected],
+        unknown: Counter[tuple[str, str]],
+        truncated: Counter[str],
+    ) -> None:
+        m = self.metrics
+        for topic, n in topics.items():
+            m.messages_read.labels(topic).inc(n)
+        dead: Counter[tuple[str, str]] = Counter((r.table or UNKNOWN_TABLE, r.reason) for r in rejected)
+        for (table, _reason), n in dead.items():
+            read[table] += n
+        for table, n in read.items():
+            m.events_read.labels(table).inc(n)
+        for (table, reason), n in dead.items():
+            m.events_dead_lettered.labels(table, reason).inc(n)
+        for category, n in skipped.items():
+            m.events_skipped.labels(category).inc(n)
+        for (table, column), n in unknown.items():
+            m.unknown_columns.labels(table, column).inc(n)
+        for table, n in truncated.items():
+            m.truncated_fields.labels(table).inc(n)
+        m.inflight_bytes.set(self.inflight_bytes)
+
+
+async def cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
