@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck format schemas lock bench clean
+.PHONY: help install demo test unit lint typecheck format schemas lock bench bench-outage clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,8 +30,8 @@ demo: install ## broker + emulator + generated traffic + ingestor, then rows per
 test: install lint typecheck ## lint, type-check and the whole test suite (real broker and emulator)
 	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
 
-unit: install ## tests without the end-to-end ones
-	$(BIN)/pytest -p no:cacheprovider -q --ignore=tests/test_end_to_end.py $(PYTEST_ARGS)
+unit: install ## tests without the end-to-end and fault ones
+	$(BIN)/pytest -p no:cacheprovider -q --ignore=tests/test_end_to_end.py --ignore=tests/test_faults.py $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check ingestor tests benchmarks schemas
@@ -52,6 +52,9 @@ lock: $(STAMP) ## re-resolve requirements.lock from pyproject.toml
 
 bench: install ## decode/validate/encode/compress floor on generated traffic
 	$(BIN)/python benchmarks/floor.py
+
+bench-outage: install ## a 3-minute sink outage under full input: peak RSS and catch-up time
+	$(BIN)/python benchmarks/outage.py
 
 clean: ## remove the venv and generated output
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -68,7 +68,8 @@ class KafkaSourceConfig(Section):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Event Hubs allows 4 commits per second per partition.
     commit_interval_secs: Annotated[float, Field(ge=0.25, le=60)] = 1.0
-    fetch_max_bytes: Annotated[int, Field(ge=1024)] = 52_428_800
+    # Bytes one fetch may return over all partitions; part of the fixed memory overhead above the in-flight bound.
+    fetch_max_bytes: Annotated[int, Field(ge=1024)] = 16_777_216
     max_partition_fetch_bytes: Annotated[int, Field(ge=1024)] = 4_194_304
     max_poll_records: Annotated[int, Field(ge=1)] = 2_000
     session_timeout_secs: Annotated[float, Field(ge=6, le=300)] = 30.0
@@ -130,7 +131,7 @@ class LogsIngestionSinkConfig(Section):
     upload_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     request_timeout_secs: Annotated[float, Field(gt=0, le=600)] = 60.0
     # Bytes of rows held in open batches, queued and in flight; above it the source pauses.
-    max_inflight_bytes: Annotated[int, Field(ge=1_048_576)] = 128 * 1_048_576
+    max_inflight_bytes: Annotated[int, Field(ge=1_048_576)] = 64 * 1_048_576
     compression_level: Annotated[int, Field(ge=0, le=3)] = 1
     max_backoff_secs: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # How often to retry after 401/403/404 (misconfiguration) before resuming by itself.

