@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 T = TypeVar("T")
 RULE_ID = "dcr-00000000000000000000000000000000"
 TOKEN = "test-token-not-a-secret"
+
+
+def unique_names() -> tuple[str, str]:
+    """A fresh topic and consumer group for one test."""
+    suffix = uuid.uuid4().hex[:8]
+    return f"defender-{suffix}", f"ingestor-{suffix}"
 
 
 def free_port() -> int:

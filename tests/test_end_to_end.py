@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from realparts import (
     metric_total,
     parse_metrics,
     produce,
+    unique_names,
     wait_for,
 )
 
@@ -49,11 +49,6 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
     emu = EmulatorProcess(tmp_path_factory.mktemp("emulator"))
     yield emu
     emu.stop()
-
-
-def names() -> tuple[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    return f"defender-{suffix}", f"ingestor-{suffix}"
 
 
 def key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -97,7 +92,7 @@ def produced_records(messages: list[bytes]) -> dict[str, dict[tuple[Any, ...], d
 def test_pipeline_lands_every_valid_row_dead_letters_the_rest_and_commits(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
-    topic, group = names()
+    topic, group = unique_names()
     generator = TrafficGenerator(seed=7, invalid_rate=0.03, devices=50)
     messages = list(generator.messages(records=6000, records_per_message=(1, 40)))
     manifest = generator.manifest
@@ -176,7 +171,7 @@ def test_pipeline_lands_every_valid_row_dead_letters_the_rest_and_commits(
 def test_sigterm_flushes_open_batches_commits_and_exits_0_then_nothing_is_read_twice(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
-    topic, group = names()
+    topic, group = unique_names()
     generator = TrafficGenerator(seed=11, devices=20)
     messages = list(generator.messages(records=1500))
     per_partition = produce(kafka_bootstrap, topic, messages, partitions=PARTITIONS)
@@ -201,34 +196,17 @@ def test_sigterm_flushes_open_batches_commits_and_exits_0_then_nothing_is_read_t
     )
     try:
         wait_for(lambda: again.get("/readyz")[0] == 200, what="restarted ingestor ready")
-        produce_more(kafka_bootstrap, topic, extra)
+        produce(kafka_bootstrap, topic, extra, partitions=PARTITIONS)  # the topic exists: lands on partition 0
         wait_for(lambda: sum(emulator.counts().values()) - before == 1505, what="marker rows landed")
         assert again.total("ingestor_read_events_total") == 5
     finally:
         assert again.terminate() == 0
 
 
-def produce_more(bootstrap: str, topic: str, messages: list[bytes]) -> None:
-    import asyncio
-
-    from aiokafka import AIOKafkaProducer
-
-    async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for message in messages:
-                await producer.send_and_wait(topic, message, partition=0)
-        finally:
-            await producer.stop()
-
-    asyncio.run(send())
-
-
 def test_refused_sink_turns_readyz_false_and_resumes_by_itself(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
-    topic, group = names()
+    topic, group = unique_names()
     generator = TrafficGenerator(seed=13, devices=5)
     messages = list(generator.messages(records=200))
     produce(kafka_bootstrap, topic, messages, partitions=1)

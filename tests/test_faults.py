@@ -10,7 +10,6 @@ import random
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from realparts import (
     free_port,
     ingestor_config,
     produce,
+    unique_names,
     wait_for,
 )
 
@@ -44,11 +44,6 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
     emu = EmulatorProcess(tmp_path / "emulator")
     yield emu
     emu.stop()
-
-
-def names() -> tuple[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    return f"defender-{suffix}", f"ingestor-{suffix}"
 
 
 def produced_keys(messages: list[bytes]) -> Counter[Key]:
@@ -89,7 +84,7 @@ def wait_committed(bootstrap: str, topic: str, group: str, per_partition: dict[i
 def test_sigkill_at_random_moments_under_load_loses_no_row(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
-    topic, group = names()
+    topic, group = unique_names()
     produce(kafka_bootstrap, topic, [], partitions=PARTITIONS)
     producer = BackgroundProducer(kafka_bootstrap, topic, PARTITIONS, seed=21, rate_records=3000)
     config = ingestor_config(tmp_path, kafka_bootstrap, emulator, topic=topic, group=group)
@@ -117,7 +112,7 @@ def test_sigkill_at_random_moments_under_load_loses_no_row(
 def test_sigterm_under_load_then_restart_gives_zero_duplicates(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
-    topic, group = names()
+    topic, group = unique_names()
     generator = TrafficGenerator(seed=31, devices=100)
     messages = list(generator.messages(records=60_000))
     per_partition = produce(kafka_bootstrap, topic, messages, partitions=PARTITIONS)
@@ -136,7 +131,7 @@ def test_sigterm_under_load_then_restart_gives_zero_duplicates(
 def test_stopping_one_of_two_processes_hands_its_partitions_over(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
-    topic, group = names()
+    topic, group = unique_names()
     generator = TrafficGenerator(seed=41, devices=100)
     first_half = list(generator.messages(records=20_000))
     second_half = list(generator.messages(records=20_000))
@@ -172,7 +167,7 @@ def test_network_faults_to_broker_and_emulator_then_everything_lands(tmp_path: P
     broker = BrokerProcess(tmp_path, port=broker_port, advertised_port=kafka_proxy.port, own=True)
     sink_proxy = FaultProxy("127.0.0.1", int(emulator.endpoint.rsplit(":", 1)[1]))
     try:
-        topic, group = names()
+        topic, group = unique_names()
         produce(broker.bootstrap, topic, [], partitions=PARTITIONS)
         config = ingestor_config(
             tmp_path, broker.bootstrap, emulator, topic=topic, group=group,
@@ -215,7 +210,7 @@ def test_emulator_fault_storm_loses_no_row(tmp_path: Path, kafka_bootstrap: str)
         "--drop-connection-rate", "0.1", "--latency-ms", "50", "--seed", "3",
     )  # fmt: skip
     try:
-        topic, group = names()
+        topic, group = unique_names()
         generator = TrafficGenerator(seed=61, devices=50)
         messages = list(generator.messages(records=20_000))
         per_partition = produce(kafka_bootstrap, topic, messages, partitions=PARTITIONS)
@@ -240,7 +235,7 @@ def test_emulator_fault_storm_loses_no_row(tmp_path: Path, kafka_bootstrap: str)
 def test_dead_letter_failure_is_backpressure_then_nothing_is_lost(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
-    topic, group = names()
+    topic, group = unique_names()
     generator = TrafficGenerator(seed=71, devices=20, invalid_rate=0.05)
     messages = list(generator.messages(records=3_000))
     manifest = generator.manifest
@@ -268,7 +263,7 @@ def test_dead_letter_failure_is_backpressure_then_nothing_is_lost(
 
 
 def test_dead_letter_to_a_kafka_topic(tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess) -> None:
-    topic, group = names()
+    topic, group = unique_names()
     dead_topic = f"{topic}-dead-letter"
     produce(kafka_bootstrap, dead_topic, [], partitions=1)
     generator = TrafficGenerator(seed=81, devices=20, invalid_rate=0.1)
