@@ -56,10 +56,9 @@ class OffsetTracker:
     def committed_offset(self, key: Partition) -> int | None:
         return self._committed.get(key)
 
-    def open_messages(self, keys: Iterable[Partition] | None = None) -> int:
-        """Messages read but not yet committable, for the given partitions or all."""
-        selected = self._open if keys is None else {k: self._open.get(k, deque()) for k in keys}
-        return sum(len(t) for t in selected.values())
+    def open_messages(self) -> int:
+        """Messages read but not yet committable."""
+        return sum(len(t) for t in self._open.values())
 
     def forget(self, keys: Iterable[Partition]) -> None:
         """Drop state of partitions this process no longer owns."""

@@ -118,10 +118,6 @@ class Delivery:
             if not any(b.open_bytes for b in self._batchers.values()):
                 return
 
-    @property
-    def queued(self) -> int:
-        return self._queue.qsize()
-
     # -- workers ------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
