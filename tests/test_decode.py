@@ -324,3 +324,20 @@ def test_value_mutations_are_fully_accounted_and_rows_match_their_schema(data: s
         columns = set(msgspec.json.decode(row.body))
         assert columns <= set(SCHEMAS[row.table].column_names)
         assert {"Timestamp", "DeviceId", "DeviceName", "TimeGenerated"} <= columns
+
+
+def test_dynamic_text_over_the_limit_is_truncated_on_the_fast_path_too() -> None:
+    decoder = MessageDecoder(SCHEMAS, max_field_bytes=2048)
+    script = json.dumps({"Script": "Write-Host " + "x" * 5000})
+    result = decoder.decode(envelope(with_props("DeviceEvents", AdditionalFields=script)))
+    (row,) = rows_of(result)
+    assert row["AdditionalFields"] == script.encode()[:2048].decode()  # cut JSON text stays text
+    assert result.truncated_fields == {"DeviceEvents": 1}
+
+
+def test_fast_and_per_record_paths_shape_rows_identically() -> None:
+    decoder = MessageDecoder(SCHEMAS)
+    whole = decoder.decode(envelope(*SAMPLES))  # one typed decode of the whole message
+    one_by_one = decoder.decode(envelope(*SAMPLES, 5))  # a bad record sends the message record by record
+    assert [r.body for r in whole.rows] == [r.body for r in one_by_one.rows]
+    assert [r.reason for r in one_by_one.rejected] == ["not_an_object"]

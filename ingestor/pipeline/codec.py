@@ -42,17 +42,22 @@ class TableCodec:
     schema: TableSchema
     dynamic_columns: tuple[str, ...]
     string_columns: tuple[str, ...]
+    # Strings longer than this many characters may exceed the field limit in bytes; `fast_record_type`
+    # refuses them so that a message holding one takes the per-record path, which truncates.
+    max_string_chars: int
     # Field name in the struct -> column name in the record, for columns not in the schema.
     learned: dict[str, str] = field(default_factory=dict)
     row_type: type[msgspec.Struct] = msgspec.Struct
     record_type: type[msgspec.Struct] = msgspec.Struct
+    fast_record_type: type[msgspec.Struct] = msgspec.Struct
 
     @classmethod
-    def build(cls, schema: TableSchema) -> TableCodec:
+    def build(cls, schema: TableSchema, *, max_field_bytes: int = 65_536) -> TableCodec:
         codec = cls(
             schema=schema,
             dynamic_columns=tuple(c.name for c in schema.columns if c.type == "dynamic"),
             string_columns=tuple(c.name for c in schema.columns if c.type == "string"),
+            max_string_chars=max_field_bytes // 4,  # UTF-8 needs at most 4 bytes per character
         )
         codec._compile()
         return codec
@@ -70,29 +75,35 @@ class TableCodec:
         return True
 
     def _compile(self) -> None:
+        self.row_type, self.record_type = self._types("", COLUMN_TYPES)
+        short_string = Annotated[str, msgspec.Meta(max_length=self.max_string_chars)]
+        _, self.fast_record_type = self._types("Fast", {**COLUMN_TYPES, "string": short_string})
+
+    def _types(self, variant: str, column_types: dict[str, Any]) -> tuple[type[msgspec.Struct], type[msgspec.Struct]]:
         required = set(self.schema.required)
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for column in self.schema.columns:
-            kind = COLUMN_TYPES[column.type]
+            kind = column_types[column.type]
             if column.name in required:
                 fields.append((column.name, kind))
             else:
                 fields.append((column.name, kind | None if column.type != "dynamic" else Any, None))
         fields.sort(key=lambda f: len(f) == 3)  # msgspec: required fields first
         fields.extend((name, Any, None) for name in self.learned)
-        self.row_type = msgspec.defstruct(
-            f"{self.table}Row",
+        row_type = msgspec.defstruct(
+            f"{self.table}{variant}Row",
             fields,
             rename=dict(self.learned) or None,
             forbid_unknown_fields=True,
             omit_defaults=True,
         )
-        self.record_type = msgspec.defstruct(
-            f"{self.table}Record",
-            [("properties", self.row_type), ("tenantId", str | None, None)],
+        record_type = msgspec.defstruct(
+            f"{self.table}{variant}Record",
+            [("properties", row_type), ("tenantId", str | None, None)],
             tag_field="category",
             tag=self.schema.category,
         )
+        return row_type, record_type
 
 
 class GenericRecord(msgspec.Struct):
@@ -109,13 +120,8 @@ class Envelope(msgspec.Struct):
     records: list[msgspec.Raw]
 
 
-def record_union(codecs: dict[str, TableCodec]) -> Any:
-    """Union of every table's record struct, discriminated by `category`."""
-    types = tuple(codec.record_type for codec in codecs.values())
-    return types[0] if len(types) == 1 else Any if not types else _union(types)
-
-
-def _union(types: tuple[type[msgspec.Struct], ...]) -> Any:
+def record_union(types: list[type[msgspec.Struct]]) -> Any:
+    """Union of record structs, discriminated by `category`."""
     union: Any = types[0]
     for t in types[1:]:
         union = union | t

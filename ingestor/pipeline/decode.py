@@ -59,7 +59,7 @@ class MessageDecoder:
         max_record_bytes: int = 1_000_000,
         max_field_bytes: int = 65_536,
     ) -> None:
-        self._codecs = {s.category: TableCodec.build(s) for s in schemas.values()}
+        self._codecs = {s.category: TableCodec.build(s, max_field_bytes=max_field_bytes) for s in schemas.values()}
         self._by_table = {c.table: c for c in self._codecs.values()}
         self._retention_tag = retention_tag
         self._reject_unknown = unknown_columns == "reject"
@@ -73,15 +73,34 @@ class MessageDecoder:
         self._compile()
 
     def _compile(self) -> None:
-        self._by_type = {codec.record_type: codec for codec in self._codecs.values()}
-        union = record_union(self._codecs)
-        self._decode_record = msgspec.json.Decoder(union).decode
+        codecs = list(self._codecs.values())
+        self._by_type = {c.record_type: c for c in codecs} | {c.fast_record_type: c for c in codecs}
+        self._decode_record = msgspec.json.Decoder(record_union([c.record_type for c in codecs])).decode
+        fast = record_union([c.fast_record_type for c in codecs])
+        envelope = msgspec.defstruct("TypedEnvelope", [("records", list[fast])])  # type: ignore[valid-type]
+        self._decode_message = msgspec.json.Decoder(envelope).decode
 
     # -- public -------------------------------------------------------------------------------------------
 
     def decode(self, value: bytes, source: SourceRef | None = None) -> DecodeResult:
-        """Hot path: one call per message. `source` locates the message; records get their index."""
+        """Hot path: one call per message. `source` locates the message; records get their index.
+
+        Fast path: the whole envelope in one typed decode (no record can be oversized in a message that is not,
+        and no string can need truncating). Any failure, or a message that does not fit, goes record by record.
+        """
         result = DecodeResult()
+        if len(value) <= self._max_record_bytes:
+            try:
+                records = self._decode_message(value).records  # type: ignore[attr-defined]
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                pass
+            else:
+                result.read = len(records)
+                by_type, shape, append = self._by_type, self._shape, result.rows.append
+                for record in records:
+                    codec = by_type[record.__class__]
+                    append(DecodedRow(codec.table, shape(codec, record, result)))
+                return result
         raws = _split_message(value, self._decode_envelope)
         if isinstance(raws, Rejected):
             result.read = 1
@@ -120,6 +139,8 @@ class MessageDecoder:
         for name in codec.dynamic_columns:
             value = getattr(row, name)
             if value.__class__ is str:
+                if len(value) > codec.max_string_chars:
+                    value = self._truncated(value, codec.table, result)
                 setattr(row, name, _parse_dynamic(value))
         if codec.learned:
             for name, column in codec.learned.items():
@@ -205,15 +226,18 @@ class MessageDecoder:
                 log.info("skipping category we do not ingest", extra={"category": category})
         result.skipped[label] += 1
 
+    def _truncated(self, value: str, table: str, result: DecodeResult) -> str:
+        encoded = value.encode()
+        if len(encoded) <= self._max_field_bytes:
+            return value
+        result.truncated_fields[table] += 1
+        return encoded[: self._max_field_bytes].decode(errors="ignore")
+
     def _truncate(self, codec: TableCodec, row: Any, result: DecodeResult) -> None:
-        limit = self._max_field_bytes
-        for name in codec.string_columns + codec.dynamic_columns:
+        for name in codec.string_columns:  # dynamic columns are truncated while shaping
             value = getattr(row, name)
-            if isinstance(value, str) and len(value) * 4 > limit:
-                encoded = value.encode()
-                if len(encoded) > limit:
-                    setattr(row, name, encoded[:limit].decode(errors="ignore"))
-                    result.truncated_fields[codec.table] += 1
+            if value.__class__ is str and len(value) > codec.max_string_chars:
+                setattr(row, name, self._truncated(value, codec.table, result))
 
     def _peek_table(self, raw: bytes) -> str | None:
         try:
