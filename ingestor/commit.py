@@ -20,11 +20,11 @@ class Histogram(Protocol):
 
 def settle(tickets: Iterable[Ticket], ack_latency: Histogram) -> None:
     """One row (or dead-lettered record) per ticket listed is settled; observe messages that became done."""
-    now = time.monotonic()
+    now = time.time()
     for ticket in tickets:
         ticket.pending -= 1
         if ticket.pending == 0 and ticket.sealed:
-            ack_latency.observe(now - ticket.read_at)
+            ack_latency.observe(max(0.0, now - ticket.created_at))
 
 
 class OffsetTracker:
@@ -32,9 +32,12 @@ class OffsetTracker:
         self._open: dict[Partition, deque[Ticket]] = {}
         self._committed: dict[Partition, int] = {}
 
-    def track(self, position: Position) -> Ticket:
-        """Register a message in arrival order; positions of one partition must arrive in offset order."""
-        ticket = Ticket(position, time.monotonic())
+    def track(self, position: Position, created_at: float | None = None) -> Ticket:
+        """Register a message in arrival order; positions of one partition must arrive in offset order.
+
+        `created_at`: the message's timestamp in wall-clock seconds, for event-to-acknowledgement latency.
+        """
+        ticket = Ticket(position, time.time() if created_at is None else created_at)
         self._open.setdefault(position.key, deque()).append(ticket)
         return ticket
 

@@ -26,7 +26,7 @@ from ingestor.tables import load_schemas
 
 log = logging.getLogger(__name__)
 UNKNOWN_TABLE = "unknown"
-Track = Callable[[Position], Ticket]
+Track = Callable[[Position, float | None], Ticket]
 
 
 def dead_letter_store(config: DeadLetterConfig, source: KafkaSourceConfig) -> DeadLetterStore:
@@ -127,7 +127,8 @@ class Flow:
         decode, batchers = self.decoder.decode, self.batchers
         hold, submit = self.delivery.hold, self.delivery.submit
         for message in messages:
-            ticket = track(message.position)
+            stamp = message.timestamp_ms
+            ticket = track(message.position, stamp / 1000 if stamp else None)
             result = decode(message.value, SourceRef(message.position, 0))
             ticket.pending = len(result.rows) + len(result.rejected)
             for row in result.rows:

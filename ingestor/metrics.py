@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series double every counter's size and nobody graphs them
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-ACK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+ACK_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 
 
 class Metrics:
@@ -82,7 +82,7 @@ class Metrics:
         )
         self.ack_latency = Histogram(
             "ingestor_ack_latency_seconds",
-            "From reading a message to its last row landing",
+            "From a message's Kafka timestamp (or its reading) to its last row landing or being dead-lettered",
             ["destination"],
             buckets=ACK_BUCKETS,
             registry=r,

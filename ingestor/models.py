@@ -44,7 +44,8 @@ class Ticket:
     """
 
     position: Position
-    read_at: float
+    # Wall-clock seconds the message was produced (its Kafka timestamp), or read when it has none.
+    created_at: float
     pending: int = 0
     sealed: bool = False
 

@@ -105,7 +105,7 @@ async def replay(config: Config, files: list[Path], dead_letter_dir: Path, *, pr
                         records += item.value.count(b"\n") + 1
                     else:
                         position, table, rows = item
-                        ticket = tracker.track(position)
+                        ticket = tracker.track(position, None)
                         flow.process_rows(table, rows, ticket)
                         ticket.sealed = True
                         records += len(rows)

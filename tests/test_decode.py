@@ -341,3 +341,9 @@ def test_fast_and_per_record_paths_shape_rows_identically() -> None:
     one_by_one = decoder.decode(envelope(*SAMPLES, 5))  # a bad record sends the message record by record
     assert [r.body for r in whole.rows] == [r.body for r in one_by_one.rows]
     assert [r.reason for r in one_by_one.rejected] == ["not_an_object"]
+
+
+@pytest.mark.parametrize("raw", [b"{}x", b'{"properties": {}} 1', b'{"category": "AdvancedHunting-DeviceInfo"}]'])
+def test_schema_errors_before_broken_json_are_malformed_json(decoder: MessageDecoder, raw: bytes) -> None:
+    result = decoder.decode(raw)
+    assert result.read == 1 and [r.reason for r in result.rejected] == ["malformed_json"]

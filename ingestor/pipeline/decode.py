@@ -159,8 +159,10 @@ class MessageDecoder:
         except msgspec.ValidationError:
             result.rejected.append(Rejected(raw, None, "not_an_object", "record is not a JSON object", ref))
             return
-        except UnicodeDecodeError as exc:  # msgspec checks UTF-8 in strings lazily, per decoder
-            result.rejected.append(Rejected(raw, None, "malformed_json", f"invalid UTF-8: {exc}", ref))
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            # The typed decode can stop at a schema error before it sees that the JSON itself is broken
+            # (e.g. trailing characters), and msgspec checks UTF-8 lazily, per decoder.
+            result.rejected.append(Rejected(raw, None, "malformed_json", str(exc), ref))
             return
         category = generic.category
         if not isinstance(category, str):
