@@ -50,8 +50,8 @@ schemas: ## re-derive schemas/*.json from schemas/source/device-tables.json
 lock: $(STAMP) ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
-bench: install ## decode/validate/encode/compress floor on generated traffic
-	$(BIN)/python benchmarks/floor.py
+bench: install ## floor, baseline and ingestor on the same input; results in benchmarks/results/
+	$(BIN)/python benchmarks/harness.py $(BENCH_ARGS)
 
 bench-outage: install ## a 3-minute sink outage under full input: peak RSS and catch-up time
 	$(BIN)/python benchmarks/outage.py

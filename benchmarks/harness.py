@@ -1,0 +1,371 @@
+"""`make bench`: floor, baseline and ingestor on the same seeded input, in one run on this machine.
+
+- floor: decode + validate + shape + batch + gzip in this process, no I/O;
+- baseline: `baseline.py`, the hand-written aiokafka + `LogsIngestionClient.upload(list)` pipeline;
+- ingestor: Tansu broker -> `ingestor run` (its own process) -> emulator over HTTPS, offsets committed.
+The topic is filled before anything is timed; the emulator runs in count mode (checks the size limit and the
+gzip stream, counts rows, stores nothing) for both baseline and ingestor. A last run paces input at half the
+ingestor's measured rate and reads the event-to-acknowledgement latency histogram.
+Writes benchmarks/results/bench-<time>.json, latest.md and latest.png; `--profile` adds a py-spy profile of
+one ingestor run with the share of time per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from realparts import (  # noqa: E402
+    TOKEN,
+    BackgroundProducer,
+    BrokerProcess,
+    EmulatorProcess,
+    IngestorProcess,
+    committed_offsets,
+    ingestor_config,
+    produce,
+    wait_for,
+)
+
+from ingestor.commit import OffsetTracker  # noqa: E402
+from ingestor.config import LogsIngestionSinkConfig, build_destinations  # noqa: E402
+from ingestor.generate import TrafficGenerator  # noqa: E402
+from ingestor.models import Position  # noqa: E402
+from ingestor.pipeline.batch import Batcher  # noqa: E402
+from ingestor.pipeline.compress import BACKEND, gzip_rows  # noqa: E402
+from ingestor.pipeline.decode import MessageDecoder  # noqa: E402
+from ingestor.tables import load_schemas  # noqa: E402
+
+PARTITIONS = 4
+MiB = 1_048_576
+LIMIT = 1_048_576
+# py-spy frames -> pipeline stage, first match wins
+STAGES = (
+    ("compress (gzip)", ("gzip_rows", "compress.py")),
+    ("decode + validate", ("_decode_message", "_decode_one", "_split_message", "decode.py:9", "decode.py:10")),
+    ("shape + encode", ("_shape", "_parse_dynamic")),
+    ("kafka fetch", ("aiokafka",)),
+    ("https upload", ("aiohttp", "azure/core", "azure/monitor", "ssl.py", "logs_ingestion.py")),
+    ("batch + delivery", ("batch.py", "delivery.py", "flow.py", "commit.py")),
+    ("metrics", ("prometheus_client", "health.py")),
+)
+
+
+def cpu_secs(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+# -- floor ---------------------------------------------------------------------------------------------------
+
+
+def floor(messages: list[bytes], records: int) -> dict[str, Any]:
+    """Decode, validate, shape, batch by compressed size and gzip, single-threaded, no I/O."""
+    decoder = MessageDecoder(load_schemas())
+    sink = LogsIngestionSinkConfig.model_validate({"endpoint": "https://x.example", "rule_id": "dcr-" + "0" * 32})
+    batchers = {
+        t: Batcher(d, max_request_bytes=sink.max_request_bytes, linger_secs=3600)
+        for t, d in build_destinations(sink).items()
+    }
+    ticket = OffsetTracker().track(Position("bench", 0, 0))
+    sizes: list[int] = []
+
+    def send(batch: Any) -> None:
+        if batch is not None:
+            payload = gzip_rows(batch.rows, sink.compression_level)
+            batchers[batch.destination.table].observe(batch.raw_bytes, len(payload))
+            sizes.append(len(payload))
+
+    started = time.process_time()
+    for message in messages:
+        for row in decoder.decode(message).rows:
+            send(batchers[row.table].add(row.body, ticket))
+    for batcher in batchers.values():
+        send(batcher.close())
+    cpu = time.process_time() - started
+    return {"cpu_secs": cpu, "wall_secs": cpu, "requests": len(sizes), "body_bytes": sum(sizes), "records": records}
+
+
+# -- runs against real parts ---------------------------------------------------------------------------------
+
+
+def bench_config(
+    work: Path, broker: BrokerProcess, emulator: EmulatorProcess, topic: str, group: str
+) -> dict[str, Any]:
+    """The production defaults, except what the local parts need (emulator token and CA, Tansu's join delay)."""
+    config = ingestor_config(work, broker.bootstrap, emulator, topic=topic, group=group)
+    for test_setting in ("linger_secs", "auth_retry_secs", "max_backoff_secs"):
+        del config["sink"][test_setting]
+    config["log_level"] = "WARNING"
+    return config
+
+
+def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, topic: str, records: int,
+                 run: int, profile: bool) -> dict[str, Any]:  # fmt: skip
+    group = f"bench-{run}-{time.time_ns()}"
+    before = emulator.stats()
+    config = bench_config(work, broker, emulator, topic, group)
+    ingestor = IngestorProcess(work, config, name=f"ingestor-{run}")
+    pid = ingestor.process.pid
+    spy = None
+    try:
+        wait_for(lambda: ingestor.get("/readyz")[0] == 200, timeout=60, interval=0.05, what="partitions assigned")
+        if profile:
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-f", "raw", "-r", "250",
+                 "-o", str(work / "profile.txt"), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        started, cpu_started = time.monotonic(), cpu_secs(pid)
+        settled = ("ingestor_accepted_events_total", "ingestor_dead_lettered_events_total")
+        wait_for(lambda: sum(ingestor.total(n) for n in settled) >= records, timeout=1800, interval=0.25,
+                 what="every record settled")  # fmt: skip
+        elapsed, cpu = time.monotonic() - started, cpu_secs(pid) - cpu_started
+        rss = peak_rss(pid)
+    finally:
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
+        assert ingestor.terminate() == 0
+    after = emulator.stats()
+    return {
+        "records": records,
+        "wall_secs": elapsed,
+        "cpu_secs": cpu,
+        "peak_rss_bytes": rss,
+        "requests": after["requests_total"] - before["requests_total"],
+        "body_bytes": _bytes(after) - _bytes(before),
+    }
+
+
+def _bytes(stats: dict[str, Any]) -> int:
+    return sum(int(s["body_bytes"]) for s in stats["streams"].values())
+
+
+def baseline_run(
+    broker: BrokerProcess, emulator: EmulatorProcess, topic: str, records: int, run: int
+) -> dict[str, Any]:
+    before = emulator.stats()
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "baseline.py"), "--bootstrap", broker.bootstrap, "--topic", topic,
+        "--group", f"baseline-{run}-{time.time_ns()}", "--endpoint", emulator.endpoint, "--ca-file",
+        str(emulator.ca_file), "--token", TOKEN, "--rule-id", "dcr-" + "0" * 32, "--records", str(records),
+    ]  # fmt: skip
+    result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    after = emulator.stats()
+    result["requests"] = after["requests_total"] - before["requests_total"]
+    result["body_bytes"] = _bytes(after) - _bytes(before)
+    return result
+
+
+def latency_run(
+    work: Path, broker: BrokerProcess, emulator: EmulatorProcess, rate: float, seconds: float
+) -> dict[str, Any]:
+    topic = f"latency-{time.time_ns()}"
+    produce(broker.bootstrap, topic, [], partitions=PARTITIONS)
+    ingestor = IngestorProcess(work, bench_config(work, broker, emulator, topic, topic), name="ingestor-latency")
+    try:
+        wait_for(lambda: ingestor.get("/readyz")[0] == 200, timeout=60, what="partitions assigned")
+        producer = BackgroundProducer(broker.bootstrap, topic, PARTITIONS, seed=7, rate_records=rate)
+        time.sleep(seconds)  # the paced input runs for this long
+        producer.stop()
+        wait_for(lambda: committed_offsets(broker.bootstrap, topic, topic) == producer.per_partition, timeout=120,
+                 interval=0.5, what="latency run committed")  # fmt: skip
+        samples = ingestor.metrics()
+    finally:
+        assert ingestor.terminate() == 0
+    buckets: dict[float, float] = {}
+    for (name, labels), value in samples.items():
+        if name == "ingestor_ack_latency_seconds_bucket":
+            le = float(dict(labels)["le"])
+            buckets[le] = buckets.get(le, 0.0) + value
+    return {"rate_records": rate, "seconds": seconds, "p50": quantile(buckets, 0.5), "p99": quantile(buckets, 0.99)}
+
+
+def quantile(buckets: dict[float, float], q: float) -> float:
+    """Linear interpolation inside cumulative histogram buckets (as Prometheus' histogram_quantile)."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * ((rank - below) / max(count - below, 1e-9))
+        lower, below = bound, count
+    return lower
+
+
+def summarize(runs: list[dict[str, Any]], raw_bytes: int) -> dict[str, Any]:
+    median = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+    wall, cpu = median("wall_secs"), median("cpu_secs")
+    records = runs[0]["records"]
+    requests, body = median("requests"), median("body_bytes")
+    out = {
+        "runs": len(runs),
+        "events_per_sec": round(records / wall),
+        "raw_mb_per_sec": round(raw_bytes / 1e6 / wall, 1),
+        "events_per_cpu_sec": round(records / cpu),
+        "cpu_secs_per_gb": round(cpu / (raw_bytes / 1e9), 2),
+        "requests_per_gb": round(requests / (raw_bytes / 1e9), 1),
+        "mean_request_bytes": round(body / max(requests, 1)),
+        "mean_request_share_of_limit": round(body / max(requests, 1) / LIMIT, 3),
+    }
+    if "peak_rss_bytes" in runs[0]:
+        out["peak_rss_mib"] = round(max(r["peak_rss_bytes"] for r in runs) / MiB, 1)
+    return out
+
+
+def profile_summary(path: Path) -> dict[str, float]:
+    shares: dict[str, float] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        stage = next((name for name, marks in STAGES if any(m in stack for m in marks)), "other (event loop, startup)")
+        shares[stage] = shares.get(stage, 0) + int(count)
+    return {k: round(v / max(total, 1), 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--latency-secs", type=float, default=20.0)
+    parser.add_argument("--profile", action="store_true", help="py-spy profile of one extra ingestor run")
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+
+    generator = TrafficGenerator(seed=1)
+    messages = list(generator.messages(records=args.records))
+    records, raw = generator.manifest.records, sum(map(len, messages))
+    print(f"input: {records:,} records, {raw / 1e6:.0f} MB, {len(messages):,} messages, "
+          f"{raw / records:.0f} B/record")  # fmt: skip
+    results: dict[str, Any] = {
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=ROOT).stdout.strip(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, gzip {BACKEND}",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "input": {"records": records, "raw_mb": round(raw / 1e6, 1), "messages": len(messages), "seed": 1},
+    }  # fmt: skip
+    results["floor"] = summarize([floor(messages, records) for _ in range(args.runs)], raw)
+    print("floor", results["floor"])
+
+    work = RESULTS / "bench-work"
+    subprocess.run(["rm", "-rf", str(work)], check=True)
+    work.mkdir(parents=True)
+    broker = BrokerProcess(work, own=True)
+    emulator = EmulatorProcess(work / "emulator", "--mode", "count")
+    try:
+        produce(broker.bootstrap, "bench", messages, partitions=PARTITIONS)
+        del messages
+        runs = [ingestor_run(work, broker, emulator, "bench", records, i, False) for i in range(args.runs)]
+        results["ingestor"] = summarize(runs, raw)
+        print("ingestor", results["ingestor"])
+        if not args.skip_baseline:
+            results["baseline"] = summarize([baseline_run(broker, emulator, "bench", records, i)
+                                             for i in range(args.runs)], raw)  # fmt: skip
+            print("baseline", results["baseline"])
+        half = results["ingestor"]["events_per_sec"] / 2
+        results["latency"] = latency_run(work, broker, emulator, half, args.latency_secs)
+        print("latency", results["latency"])
+        if args.profile:
+            ingestor_run(work, broker, emulator, "bench", records, 99, True)
+            results["profile"] = profile_summary(work / "profile.txt")
+            print("profile", results["profile"])
+    finally:
+        emulator.stop()
+        broker.stop()
+    subprocess.run(["rm", "-rf", str(work)], check=True)
+    write(results)
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    ingestor, floor_ = results["ingestor"], results["floor"]
+    out = {"ingestor_vs_floor_rate": round(ingestor["events_per_sec"] / floor_["events_per_sec"], 3)}
+    if "baseline" in results:
+        baseline = results["baseline"]
+        out["events_per_cpu_sec_vs_baseline"] = round(
+            ingestor["events_per_cpu_sec"] / baseline["events_per_cpu_sec"], 2
+        )
+        out["requests_vs_baseline"] = round(baseline["requests_per_gb"] / ingestor["requests_per_gb"], 2)
+    return out
+
+
+def write(results: dict[str, Any]) -> None:
+    results["ratios"] = ratios(results)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    rows = [name for name in ("floor", "ingestor", "baseline") if name in results]
+    columns = ("events_per_sec", "raw_mb_per_sec", "events_per_cpu_sec", "cpu_secs_per_gb", "requests_per_gb",
+               "mean_request_bytes", "peak_rss_mib")  # fmt: skip
+    lines = [
+        f"Benchmark {results['time']}, commit {results['commit']}, {results['machine']}; input "
+        f"{results['input']['records']:,} records ({results['input']['raw_mb']} MB), medians of "
+        f"{results['ingestor']['runs']} runs.",
+        "",
+        "| | " + " | ".join(columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for name in rows:
+        cells = [results[name].get(c) for c in columns]
+        lines.append(f"| {name} | " + " | ".join(f"{v:,}" if v is not None else "-" for v in cells) + " |")
+    latency = results["latency"]
+    lines += ["", f"Event-to-acknowledgement latency at {latency['rate_records']:,.0f} events/s (half the ingestor's "
+              f"rate): p50 {latency['p50']:.2f} s, p99 {latency['p99']:.2f} s.", "",
+              "Ratios: " + ", ".join(f"{k} {v}" for k, v in results["ratios"].items())]  # fmt: skip
+    if "profile" in results:
+        lines += ["", "Profile of the ingestor process (share of samples): "
+                  + ", ".join(f"{k} {v:.0%}" for k, v in results["profile"].items())]  # fmt: skip
+    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
+    chart(results, rows)
+    print("\n".join(lines))
+
+
+def chart(results: dict[str, Any], rows: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    panels = (
+        ("events_per_sec", "events/s"),
+        ("events_per_cpu_sec", "events per CPU second"),
+        ("requests_per_gb", "requests per GB"),
+    )
+    for axis, (key, title) in zip(axes, panels, strict=True):
+        values = [results[name][key] for name in rows]
+        axis.bar(rows, values, color=["#9aa", "#2a6", "#c64"][: len(rows)])
+        axis.set_title(title)
+        for i, value in enumerate(values):
+            axis.annotate(f"{value:,.0f}", (i, value), ha="center", va="bottom", fontsize=8)
+    fig.suptitle(f"{results['input']['records']:,} Defender records, commit {results['commit']}, {results['machine']}")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "latest.png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()
