@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="consume, validate and deliver until stopped")
     run.add_argument("--config", type=Path, help="YAML file; INGESTOR_* environment variables override it")
+    run.add_argument(
+        "--workers", type=int, default=1, help="worker processes in one consumer group (metrics on port + index)"
+    )
     check = commands.add_parser("check-config", help="validate the configuration and print it with secrets masked")
     check.add_argument("--config", type=Path)
     replay = commands.add_parser("replay", help="dead letters or Storage-export files back through the pipeline")
@@ -66,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "replay":
         return replay(config, args)
+    if args.workers < 1:
+        print("ingestor run: --workers must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.workers > 1:
+        from ingestor.workers import supervise
+
+        setup_logging(config.log_level)
+        return supervise(args.config, args.workers, config.metrics.port)
     return run(config)
 
 

@@ -219,7 +219,9 @@ def metric_total(samples: Samples, name: str, **labels: str) -> float:
 
 
 class IngestorProcess:
-    def __init__(self, tmp: Path, config: dict[str, Any], *, name: str = "ingestor") -> None:
+    def __init__(
+        self, tmp: Path, config: dict[str, Any], *, name: str = "ingestor", args: tuple[str, ...] = ()
+    ) -> None:
         self.config = config
         self.config_path = tmp / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -227,7 +229,7 @@ class IngestorProcess:
         self._log = self.log_path.open("ab")
         self.port = config["metrics"]["port"]
         self.process = subprocess.Popen(
-            ingestor_command("run", "--config", str(self.config_path)),
+            ingestor_command("run", "--config", str(self.config_path), *args),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=tmp,

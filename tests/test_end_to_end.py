@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,6 +227,40 @@ def test_refused_sink_turns_readyz_false_and_resumes_by_itself(
         assert all("Monitoring Metrics Publisher" in e["message"] for e in errors)
     finally:
         assert ingestor.terminate() == 0
+
+
+def test_workers_share_one_group_and_stop_together(
+    tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
+) -> None:
+    topic, group = unique_names()
+    generator = TrafficGenerator(seed=17, devices=50)
+    messages = list(generator.messages(records=10_000))
+    per_partition = produce(kafka_bootstrap, topic, messages, partitions=PARTITIONS)
+    before = sum(emulator.counts().values())
+    config = ingestor_config(tmp_path, kafka_bootstrap, emulator, topic=topic, group=group)
+    parent = IngestorProcess(tmp_path, config, args=("--workers", "2"))
+
+    def assigned(port: int) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return sum(1 for (name, _), _ in parse_metrics(text).items() if name == "ingestor_partition_paused")
+
+    try:
+        wait_for(lambda: _quietly(assigned, parent.port) == _quietly(assigned, parent.port + 1) == 2,
+                 what="two workers with two partitions each")  # fmt: skip
+        wait_for(lambda: committed_offsets(kafka_bootstrap, topic, group) == per_partition, interval=0.5,
+                 what="everything committed")  # fmt: skip
+    finally:
+        code = parent.terminate()
+    assert code == 0
+    assert sum(emulator.counts().values()) - before == generator.manifest.valid_records
+
+
+def _quietly(probe: Any, port: int) -> int:
+    try:
+        return int(probe(port))
+    except OSError:
+        return -1
 
 
 def test_installed_command_runs_outside_the_source_tree(tmp_path: Path) -> None:
