@@ -21,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from realparts import (  # noqa: E402
     IngestorProcess,
     committed_offsets,
     ingestor_config,
+    metric_total,
+    parse_metrics,
     produce,
     wait_for,
 )
@@ -120,19 +124,34 @@ def bench_config(
     return config
 
 
+def children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the workers of `ingestor run --workers N`)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, topic: str, records: int,
-                 run: int, profile: bool) -> dict[str, Any]:  # fmt: skip
+                 run: int, profile: bool, workers: int = 1) -> dict[str, Any]:  # fmt: skip
     group = f"bench-{run}-{time.time_ns()}"
     before = emulator.stats()
     config = bench_config(work, broker, emulator, topic, group)
-    ingestor = IngestorProcess(work, config, name=f"ingestor-{run}")
-    pid = ingestor.process.pid
+    args = ("--workers", str(workers)) if workers > 1 else ()
+    ingestor = IngestorProcess(work, config, name=f"ingestor-{run}", args=args)
+    ports = [ingestor.port + i for i in range(workers)]
     spy = None
     try:
-        wait_for(lambda: ingestor.get("/readyz")[0] == 200, timeout=60, interval=0.05, what="partitions assigned")
+        wait_for(lambda: all(_get(port, "/readyz")[0] == 200 for port in ports), timeout=60, interval=0.05,
+                 what="partitions assigned")  # fmt: skip
+        pids = children(ingestor.process.pid) if workers > 1 else [ingestor.process.pid]
         if profile:
             spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-f", "raw", "-r", "250",
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pids[0]), "-f", "raw", "-r", "250",
                  "-o", str(work / "profile.txt"), "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -141,11 +160,12 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
         names = ("ingestor_accepted_events_total", "ingestor_dead_lettered_events_total")
 
         def settled_all() -> bool:
-            samples.append((time.monotonic(), cpu_secs(pid), sum(ingestor.total(n) for n in names)))
-            return samples[-1][2] >= records
+            settled = sum(metric_total(parse_metrics(_get(port, "/metrics")[1]), n) for port in ports for n in names)
+            samples.append((time.monotonic(), sum(cpu_secs(p) for p in pids), settled))
+            return settled >= records
 
         wait_for(settled_all, timeout=1800, interval=0.25, what="every record settled")
-        rss = peak_rss(pid)
+        rss = sum(peak_rss(p) for p in pids)
         # Steady state: from 10% to 90% settled, so neither the start nor the last linger wait counts.
         first = next(s for s in samples if s[2] >= 0.1 * records)
         last = next(s for s in samples if s[2] >= 0.9 * records)
@@ -159,6 +179,7 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
     after = emulator.stats()
     return {
         "records": records,
+        "workers": workers,
         "steady": {"records": counted, "wall_secs": elapsed, "cpu_secs": cpu},
         "total_secs": total_secs,
         "wall_secs": elapsed * records / counted,
@@ -167,6 +188,16 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
         "requests": after["requests_total"] - before["requests_total"],
         "body_bytes": _bytes(after) - _bytes(before),
     }
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+    except OSError:
+        return 0, ""
 
 
 def _bytes(stats: dict[str, Any]) -> int:
@@ -274,6 +305,7 @@ def main() -> None:
     parser.add_argument("--latency-secs", type=float, default=20.0)
     parser.add_argument("--profile", action="store_true", help="py-spy profile of one extra ingestor run")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--workers", type=int, default=2, help="also run `ingestor run --workers N` (0: skip)")
     args = parser.parse_args()
 
     generator = TrafficGenerator(seed=1)
@@ -302,6 +334,11 @@ def main() -> None:
         runs = [ingestor_run(work, broker, emulator, "bench", records, i, False) for i in range(args.runs)]
         results["ingestor"] = summarize(runs, raw)
         print("ingestor", results["ingestor"])
+        if args.workers > 1:
+            scaled = [ingestor_run(work, broker, emulator, "bench", records, 10 + i, False, args.workers)
+                      for i in range(args.runs)]  # fmt: skip
+            results[f"ingestor x{args.workers}"] = summarize(scaled, raw)
+            print(f"ingestor x{args.workers}", results[f"ingestor x{args.workers}"])
         if not args.skip_baseline:
             results["baseline"] = summarize([baseline_run(broker, emulator, "bench", records, i)
                                              for i in range(args.runs)], raw)  # fmt: skip
@@ -323,6 +360,11 @@ def main() -> None:
 def ratios(results: dict[str, Any]) -> dict[str, float]:
     ingestor, floor_ = results["ingestor"], results["floor"]
     out = {"ingestor_vs_floor_rate": round(ingestor["events_per_sec"] / floor_["events_per_sec"], 3)}
+    for name in results:
+        if name.startswith("ingestor x"):
+            out[f"{name.replace(' ', '_')}_vs_one"] = round(
+                results[name]["events_per_sec"] / ingestor["events_per_sec"], 2
+            )
     if "baseline" in results:
         baseline = results["baseline"]
         out["events_per_cpu_sec_vs_baseline"] = round(
@@ -336,7 +378,7 @@ def write(results: dict[str, Any]) -> None:
     results["ratios"] = ratios(results)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
-    rows = [name for name in ("floor", "ingestor", "baseline") if name in results]
+    rows = [name for name in results if name in ("floor", "baseline") or name.startswith("ingestor")]
     columns = ("events_per_sec", "raw_mb_per_sec", "events_per_cpu_sec", "cpu_secs_per_gb", "requests_per_gb",
                "mean_request_bytes", "peak_rss_mib")  # fmt: skip
     lines = [
@@ -376,7 +418,7 @@ def chart(results: dict[str, Any], rows: list[str]) -> None:
     )
     for axis, (key, title) in zip(axes, panels, strict=True):
         values = [results[name][key] for name in rows]
-        axis.bar(rows, values, color=["#9aa", "#2a6", "#c64"][: len(rows)])
+        axis.bar(rows, values, color=["#9aa", "#2a6", "#6b8", "#c64"][: len(rows)])
         axis.set_title(title)
         for i, value in enumerate(values):
             axis.annotate(f"{value:,.0f}", (i, value), ha="center", va="bottom", fontsize=8)
