@@ -42,6 +42,7 @@ class HealthServer:
             await self._runner.cleanup()
 
     async def _scrape(self, _request: web.Request) -> web.Response:
+        self._metrics.ready.set(1 if self._readiness()[0] else 0)  # fresh at every scrape, not only at /readyz
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -165,6 +165,7 @@ def test_pipeline_lands_every_valid_row_dead_letters_the_rest_and_commits(
     assert total("ingestor_raw_bytes_total") > total("ingestor_compressed_bytes_total") > 0
     assert total("ingestor_upload_duration_seconds_count") >= total("ingestor_requests_total", status_class="2xx")
     assert total("ingestor_read_messages_total", topic=topic) == len(messages)
+    assert total("ingestor_ready") == 1 and total("ingestor_sink_authorized") == 1
     for p in range(PARTITIONS):
         assert total("ingestor_consumer_lag_messages", topic=topic, partition=str(p)) == 0
 
