@@ -208,3 +208,11 @@ def test_plain_kafka_stays_plaintext() -> None:
     settings = consumer_settings(parse_config(base()).source)
     assert "security_protocol" not in settings and "ssl_context" not in settings
     assert "metadata_max_age_ms" not in settings
+
+
+def test_the_readme_configuration_example_is_valid() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(yaml.safe_load(example))
+    assert config.source.auth.type == "entra" and config.source.is_event_hubs
+    assert config.destinations()["DeviceNetworkEvents"].rule_id == "dcr-" + "1" * 32
