@@ -273,6 +273,24 @@ class IngestorProcess:
         self._log.close()
 
 
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The broker's end offset of every partition of `topic`."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
 def committed_offsets(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
     """Offsets the group committed, read back through a fresh client."""
     import asyncio
