@@ -21,8 +21,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from realparts import (  # noqa: E402
     EmulatorProcess,
     IngestorProcess,
     committed_offsets,
+    http_get,
     ingestor_config,
     metric_total,
     parse_metrics,
@@ -146,7 +145,7 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
     ports = [ingestor.port + i for i in range(workers)]
     spy = None
     try:
-        wait_for(lambda: all(_get(port, "/readyz")[0] == 200 for port in ports), timeout=60, interval=0.05,
+        wait_for(lambda: all(http_get(port, "/readyz")[0] == 200 for port in ports), timeout=60, interval=0.05,
                  what="partitions assigned")  # fmt: skip
         pids = children(ingestor.process.pid) if workers > 1 else [ingestor.process.pid]
         if profile:
@@ -160,7 +159,9 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
         names = ("ingestor_accepted_events_total", "ingestor_dead_lettered_events_total")
 
         def settled_all() -> bool:
-            settled = sum(metric_total(parse_metrics(_get(port, "/metrics")[1]), n) for port in ports for n in names)
+            settled = sum(
+                metric_total(parse_metrics(http_get(port, "/metrics")[1]), n) for port in ports for n in names
+            )
             samples.append((time.monotonic(), sum(cpu_secs(p) for p in pids), settled))
             return settled >= records
 
@@ -188,16 +189,6 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
         "requests": after["requests_total"] - before["requests_total"],
         "body_bytes": _bytes(after) - _bytes(before),
     }
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except OSError:
-        return 0, ""
 
 
 def _bytes(stats: dict[str, Any]) -> int:

@@ -204,6 +204,17 @@ def ingestor_config(
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """Status and body of a GET on an ingestor's metrics port; (0, "") while nothing listens there."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
 def parse_metrics(text: str) -> Samples:
     """Prometheus exposition text as samples keyed by (name, sorted labels)."""
     return {
@@ -236,13 +247,7 @@ class IngestorProcess:
         )
 
     def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-        except OSError:
-            return 0, ""
+        return http_get(self.port, path)
 
     def metrics(self) -> Samples:
         """Samples by (name, sorted labels); empty while the endpoint is not up."""

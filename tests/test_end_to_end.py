@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from realparts import (
     EmulatorProcess,
     IngestorProcess,
     committed_offsets,
+    http_get,
     ingestor_config,
     metric_total,
     parse_metrics,
@@ -242,12 +242,12 @@ def test_workers_share_one_group_and_stop_together(
     parent = IngestorProcess(tmp_path, config, args=("--workers", "2"))
 
     def assigned(port: int) -> int:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        return sum(1 for (name, _), _ in parse_metrics(text).items() if name == "ingestor_partition_paused")
+        status, text = http_get(port, "/metrics")
+        samples = parse_metrics(text) if status == 200 else {}
+        return sum(1 for name, _ in samples if name == "ingestor_partition_paused")
 
     try:
-        wait_for(lambda: _quietly(assigned, parent.port) == _quietly(assigned, parent.port + 1) == 2,
+        wait_for(lambda: assigned(parent.port) == assigned(parent.port + 1) == 2,
                  what="two workers with two partitions each")  # fmt: skip
         wait_for(lambda: committed_offsets(kafka_bootstrap, topic, group) == per_partition, interval=0.5,
                  what="everything committed")  # fmt: skip
@@ -255,13 +255,6 @@ def test_workers_share_one_group_and_stop_together(
         code = parent.terminate()
     assert code == 0
     assert sum(emulator.counts().values()) - before == generator.manifest.valid_records
-
-
-def _quietly(probe: Any, port: int) -> int:
-    try:
-        return int(probe(port))
-    except OSError:
-        return -1
 
 
 def test_installed_command_runs_outside_the_source_tree(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ class Batcher:
         open_batch.rows[:0] = batch.rows
         open_batch.tickets[:0] = batch.tickets
         open_batch.raw_bytes += batch.raw_bytes
-        open_batch.opened_at = min(open_batch.opened_at, batch.opened_at) if open_batch.rows else batch.opened_at
+        open_batch.opened_at = min(open_batch.opened_at, batch.opened_at)
         return self.close() if open_batch.raw_bytes >= self._limit else None
 
     def due(self, now: float) -> Batch | None:

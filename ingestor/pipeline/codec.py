@@ -30,8 +30,6 @@ COLUMN_TYPES: dict[str, Any] = {
     "guid": Annotated[str, msgspec.Meta(pattern=GUID_PATTERN)],
     "dynamic": Any,
 }
-# Columns the ingestor sets on every row; a record's own values for them are replaced.
-ADDED_COLUMNS = ("TimeGenerated", "SourceTenantId", "RetentionTag")
 MAX_LEARNED_COLUMNS = 64
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from ingestor.models import Rejected, SourceRef
-from ingestor.pipeline.codec import ADDED_COLUMNS, Envelope, GenericRecord, TableCodec, record_union
+from ingestor.pipeline.codec import Envelope, GenericRecord, TableCodec, record_union
 from ingestor.tables import CATEGORY_PREFIX, TableSchema
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,6 @@ class MessageDecoder:
         max_field_bytes: int = 65_536,
     ) -> None:
         self._codecs = {s.category: TableCodec.build(s, max_field_bytes=max_field_bytes) for s in schemas.values()}
-        self._by_table = {c.table: c for c in self._codecs.values()}
         self._retention_tag = retention_tag
         self._reject_unknown = unknown_columns == "reject"
         self._max_record_bytes = max_record_bytes
@@ -249,9 +248,6 @@ class MessageDecoder:
         codec = self._codecs.get(category) if isinstance(category, str) else None
         return codec.table if codec else None
 
-    def table_of(self, name: str) -> TableCodec:
-        return self._by_table[name]
-
 
 def _split_message(value: bytes, decode_envelope: Callable[[bytes], Envelope]) -> list[bytes] | Rejected:
     """Records of a message: the envelope's array elements, or its non-empty lines."""
@@ -300,4 +296,4 @@ def _classify(message: str, schema: TableSchema) -> tuple[str, str]:
     return "invalid_value", message
 
 
-__all__ = ["ADDED_COLUMNS", "DecodeResult", "DecodedRow", "MessageDecoder"]
+__all__ = ["DecodeResult", "DecodedRow", "MessageDecoder"]
