@@ -6,8 +6,11 @@ fails); nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -35,10 +38,24 @@ def unique_names() -> tuple[str, str]:
     return f"defender-{suffix}", f"ingestor-{suffix}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(span: int = 1) -> int:
+    """The first of `span` consecutive free loopback ports, all below the kernel's ephemeral range.
+
+    A port from the ephemeral range (what binding port 0 gives) invites TCP self-connect: polling such a port
+    before its server listens can connect the client socket to itself and read its own request back.
+    """
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(1000):
+        first = rng.randrange(10_000, ephemeral_low - span)
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(first, first + span):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return first
+    raise RuntimeError(f"no {span} consecutive free ports between 10000 and {ephemeral_low}")
 
 
 def wait_for(predicate: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.1, what: str = "") -> T:
@@ -190,7 +207,7 @@ def ingestor_config(
             "max_backoff_secs": 2,
         },
         "dead_letter": {"path": str(tmp / "dead-letter")},
-        "metrics": {"host": "127.0.0.1", "port": free_port()},
+        "metrics": {"host": "127.0.0.1", "port": free_port(span=4)},  # room for `--workers` up to 4
     }
     for dotted, value in overrides.items():
         node = config
@@ -205,13 +222,13 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:
-    """Status and body of a GET on an ingestor's metrics port; (0, "") while nothing listens there."""
+    """Status and body of a GET on an ingestor's metrics port; (0, "") while nothing serves HTTP there."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return 0, ""
 
 
