@@ -110,7 +110,15 @@ def test_datetimes_with_0_to_7_fractional_digits_pass_through_unchanged(decoder:
 
 @pytest.mark.parametrize(
     "value",
-    ["2022-02-08T22:32:55.12345678Z", "2022-02-08 22:32:55Z", "2022-13-08T22:32:55Z", "yesterday", "2022-02-08"],
+    [
+        "2022-02-08T22:32:55.12345678Z",
+        "2022-02-08 22:32:55Z",
+        "2022-13-08T22:32:55Z",
+        "yesterday",
+        "2022-02-08",
+        "2022-02-08T22:32:55Z\n",
+        "\u0662\u0660\u0662\u0662-02-08T22:32:55Z",
+    ],
 )
 def test_bad_datetimes_are_dead_lettered(decoder: MessageDecoder, value: str) -> None:
     result = decoder.decode(envelope(with_props("DeviceProcessEvents", ProcessCreationTime=value)))

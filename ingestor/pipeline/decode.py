@@ -2,8 +2,9 @@
 
 Input is the Event Hubs envelope `{"records": [...]}` or one record per line (Storage export). Every record read
 ends in exactly one of: a shaped row (serialized once, ready to batch), a Rejected (for the dead letter), or a
-skip (unknown category). Hot path: the message is split into raw records in one msgspec pass, then each record is
-decoded typed (route + validate) in one more; only a record that fails is decoded again to explain why.
+skip (unknown category). Hot path: the whole message is decoded typed (route + validate) in one msgspec pass; if
+anything in it fails, it is split into raw records and each is decoded alone, and a record that fails is decoded
+again to explain why.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ingestor.models import Rejected, SourceRef
-from ingestor.pipeline.codec import Envelope, GenericRecord, TableCodec, record_union
+from ingestor.pipeline.codec import Envelope, GenericRecord, TableCodec, is_datetime, record_union
 from ingestor.tables import CATEGORY_PREFIX, TableSchema
 
 log = logging.getLogger(__name__)
@@ -94,12 +95,13 @@ class MessageDecoder:
             except (msgspec.DecodeError, UnicodeDecodeError):
                 pass
             else:
-                result.read = len(records)
-                by_type, shape, append = self._by_type, self._shape, result.rows.append
-                for record in records:
-                    codec = by_type[record.__class__]
-                    append(DecodedRow(codec.table, shape(codec, record, result)))
-                return result
+                if self._datetimes_valid(records):
+                    result.read = len(records)
+                    by_type, shape, append = self._by_type, self._shape, result.rows.append
+                    for record in records:
+                        codec = by_type[record.__class__]
+                        append(DecodedRow(codec.table, shape(codec, record, result)))
+                    return result
         raws = _split_message(value, self._decode_envelope)
         if isinstance(raws, Rejected):
             result.read = 1
@@ -110,6 +112,17 @@ class MessageDecoder:
         for index, raw in enumerate(raws):
             decode_one(raw, source, index, result)
         return result
+
+    def _datetimes_valid(self, records: list[Any]) -> bool:
+        """Whether every datetime in fast-decoded records has the format the strict types demand."""
+        by_type = self._by_type
+        for record in records:
+            row = record.properties
+            for name in by_type[record.__class__].datetime_columns:
+                value = getattr(row, name)
+                if value is not None and not is_datetime(value):
+                    return False
+        return True
 
     def _decode_one(self, raw: bytes, source: SourceRef | None, index: int, result: DecodeResult) -> None:
         if len(raw) > self._max_record_bytes:
