@@ -48,7 +48,7 @@ from ingestor.config import LogsIngestionSinkConfig, build_destinations  # noqa:
 from ingestor.generate import TrafficGenerator  # noqa: E402
 from ingestor.models import Position  # noqa: E402
 from ingestor.pipeline.batch import Batcher  # noqa: E402
-from ingestor.pipeline.compress import BACKEND, gzip_rows  # noqa: E402
+from ingestor.pipeline.compress import BACKEND, gzip_array  # noqa: E402
 from ingestor.pipeline.decode import MessageDecoder  # noqa: E402
 from ingestor.tables import load_schemas  # noqa: E402
 
@@ -57,7 +57,7 @@ MiB = 1_048_576
 LIMIT = 1_048_576
 # py-spy frames -> pipeline stage, first match wins
 STAGES = (
-    ("compress (gzip)", ("gzip_rows", "compress.py")),
+    ("compress (gzip)", ("gzip_array", "compress.py")),
     ("shape + encode", ("_shape", "_parse_dynamic")),
     ("decode + validate", ("MessageDecoder.", "_split_message")),
     ("kafka fetch", ("aiokafka",)),
@@ -95,7 +95,7 @@ def floor(messages: list[bytes], records: int) -> dict[str, Any]:
 
     def send(batch: Any) -> None:
         if batch is not None:
-            payload = gzip_rows(batch.rows, sink.compression_level)
+            payload = gzip_array(batch.body, sink.compression_level)
             batchers[batch.destination.table].observe(batch.raw_bytes, len(payload))
             sizes.append(len(payload))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from ingestor.tables import load_schemas
 
 log = logging.getLogger(__name__)
 UNKNOWN_TABLE = "unknown"
+_table_of = operator.attrgetter("table")
 Track = Callable[[Position, float | None], Ticket]
 
 
@@ -125,16 +127,16 @@ class Flow:
         rejected: list[Rejected] = []
         rejected_tickets: list[Ticket] = []
         decode, batchers = self.decoder.decode, self.batchers
-        hold, submit = self.delivery.hold, self.delivery.submit
+        submit = self.delivery.submit
         for message in messages:
             stamp = message.timestamp_ms
             ticket = track(message.position, stamp / 1000 if stamp else None)
             result = decode(message.value, SourceRef(message.position, 0))
             ticket.pending = len(result.rows) + len(result.rejected)
             for row in result.rows:
-                hold(len(row.body) + 1)
-                submit(batchers[row.table].add(row.body, ticket))
-                read[row.table] += 1
+                if (full := batchers[row.table].add(row.body, ticket)) is not None:
+                    submit(full)
+            read.update(map(_table_of, result.rows))
             ticket.sealed = True
             topics[message.position.topic] += 1
             if result.rejected:
@@ -155,7 +157,6 @@ class Flow:
         ticket.pending += len(rows)
         batcher = self.batchers[table]
         for row in rows:
-            self.delivery.hold(len(row) + 1)
             self.delivery.submit(batcher.add(row, ticket))
         self.metrics.events_read.labels(table).inc(len(rows))
 

@@ -91,21 +91,53 @@ class Destination:
 
 @dataclass(slots=True)
 class Batch:
-    """Serialized rows bound for one destination, each with the ticket of the message it came from."""
+    """Serialized rows bound for one destination, each with the ticket of the message it came from.
+
+    The rows live in one growing `body`, each preceded by a comma (`,row1,row2`), so that the request body is
+    `[` + body[1:] + `]` and is never assembled by copying the rows again; `ends[i]` is where row i ends.
+    """
 
     destination: Destination
-    rows: list[bytes] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+    ends: list[int] = field(default_factory=list)
     tickets: list[Ticket] = field(default_factory=list)
-    raw_bytes: int = 0
     opened_at: float = 0.0
 
+    @classmethod
+    def of(cls, destination: Destination, rows: list[bytes], tickets: list[Ticket], opened_at: float = 0.0) -> Batch:
+        batch = cls(destination, tickets=tickets, opened_at=opened_at)
+        for row in rows:
+            batch.body += b","
+            batch.body += row
+            batch.ends.append(len(batch.body))
+        return batch
+
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.ends)
+
+    @property
+    def raw_bytes(self) -> int:
+        """Uncompressed size: the rows and one separator each."""
+        return len(self.body)
+
+    @property
+    def rows(self) -> list[bytes]:
+        """The rows as separate values (for the dead letter; the hot path never needs them)."""
+        starts = [0, *self.ends[:-1]]
+        return [bytes(self.body[start + 1 : end]) for start, end in zip(starts, self.ends, strict=True)]
 
     def split(self, at: int) -> tuple[Batch, Batch]:
         """Two batches: rows before `at` and rows from `at` on."""
-        head = Batch(self.destination, self.rows[:at], self.tickets[:at], opened_at=self.opened_at)
-        tail = Batch(self.destination, self.rows[at:], self.tickets[at:], opened_at=self.opened_at)
-        head.raw_bytes = sum(map(len, head.rows)) + len(head.rows)  # +1 per row: the separating comma
-        tail.raw_bytes = self.raw_bytes - head.raw_bytes
+        cut = self.ends[at - 1]
+        head = Batch(self.destination, self.body[:cut], self.ends[:at], self.tickets[:at], self.opened_at)
+        tail_ends = [end - cut for end in self.ends[at:]]
+        tail = Batch(self.destination, self.body[cut:], tail_ends, self.tickets[at:], self.opened_at)
         return head, tail
+
+    def prepend(self, other: Batch) -> None:
+        """Put `other`'s rows before this batch's own."""
+        shift = len(other.body)
+        self.body[:0] = other.body
+        self.ends = [*other.ends, *(end + shift for end in self.ends)]
+        self.tickets[:0] = other.tickets
+        self.opened_at = min(self.opened_at, other.opened_at)

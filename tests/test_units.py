@@ -15,7 +15,7 @@ from ingestor.commit import OffsetTracker
 from ingestor.metrics import Metrics
 from ingestor.models import Batch, Destination, Partition, Position, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, Batcher
-from ingestor.pipeline.compress import gunzip, gzip_rows
+from ingestor.pipeline.compress import gunzip, gzip_array
 from ingestor.sinks.dead_letter import DeadLetterFile, DeadLetterQueue, entry_for, read_dead_letters
 
 DEST = Destination("DeviceInfo", "dcr-" + "0" * 32, "Custom-DeviceInfo_CL", "DeviceInfo_CL")
@@ -70,16 +70,18 @@ def test_batcher_linger_and_requeue() -> None:
     assert batcher.due(opened + 0.5) is None
     batch = batcher.due(opened + 1.0)
     assert batch is not None and batch.rows == [b"{}"] and batcher.open_bytes == 0
-    head, tail = Batch(DEST, [b"1", b"22", b"333"], [ticket] * 3, raw_bytes=9).split(1)
+    head, tail = Batch.of(DEST, [b"1", b"22", b"333"], [ticket] * 3).split(1)
     assert (head.rows, head.raw_bytes, tail.rows, tail.raw_bytes) == ([b"1"], 2, [b"22", b"333"], 7)
     batcher.add(b"4444", ticket)
     assert batcher.requeue(tail) is None
-    assert batcher.close().rows == [b"22", b"333", b"4444"]  # type: ignore[union-attr]
+    merged = batcher.close()
+    assert merged is not None and merged.rows == [b"22", b"333", b"4444"] and merged.tickets == [ticket] * 3
+    assert gunzip(gzip_array(merged.body)) == b"[22,333,4444]" and merged.raw_bytes == 12
 
 
-def test_gzip_rows_is_a_json_array() -> None:
+def test_a_batch_body_gzips_to_a_json_array_of_its_rows() -> None:
     rows = [json.dumps({"i": i, "s": "é" * i}).encode() for i in range(100)]
-    payload = gzip_rows(rows, 1)
+    payload = gzip_array(Batch.of(DEST, rows, []).body, 1)
     assert payload[:2] == b"\x1f\x8b"
     assert json.loads(gzip.decompress(payload)) == [json.loads(r) for r in rows]
     assert gunzip(payload) == b"[" + b",".join(rows) + b"]"

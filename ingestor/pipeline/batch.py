@@ -38,38 +38,36 @@ class Batcher:
 
     @property
     def open_bytes(self) -> int:
-        return self._batch.raw_bytes
+        return len(self._batch.body)
 
     def add(self, row: bytes, ticket: Ticket) -> Batch | None:
-        """Append a row; returns the batch when it is full (a new one is open)."""
+        """Append a row; returns the batch when it is full (a new one is open). Hot path."""
         batch = self._batch
-        if not batch.rows:
+        body = batch.body
+        if not body:
             batch.opened_at = time.monotonic()
-        batch.rows.append(row)
+        body += b","
+        body += row
+        batch.ends.append(len(body))
         batch.tickets.append(ticket)
-        batch.raw_bytes += len(row) + 1
-        if batch.raw_bytes >= self._limit:
+        if len(body) >= self._limit:
             return self.close()
         return None
 
     def requeue(self, batch: Batch) -> Batch | None:
         """Take back rows that did not fit a request; they go first into the open batch."""
-        open_batch = self._batch
-        open_batch.rows[:0] = batch.rows
-        open_batch.tickets[:0] = batch.tickets
-        open_batch.raw_bytes += batch.raw_bytes
-        open_batch.opened_at = min(open_batch.opened_at, batch.opened_at)
-        return self.close() if open_batch.raw_bytes >= self._limit else None
+        self._batch.prepend(batch)
+        return self.close() if self._batch.raw_bytes >= self._limit else None
 
     def due(self, now: float) -> Batch | None:
         """The open batch if its linger time is up."""
-        if self._batch.rows and now - self._batch.opened_at >= self.linger_secs:
+        if self._batch.ends and now - self._batch.opened_at >= self.linger_secs:
             return self.close()
         return None
 
     def close(self) -> Batch | None:
         batch = self._batch
-        if not batch.rows:
+        if not batch.ends:
             return None
         self._batch = self._new()
         return batch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
 from types import ModuleType
 
 _isal: ModuleType | None
@@ -16,17 +15,17 @@ BACKEND = "isal" if _isal is not None else "zlib"
 _GZIP_WBITS = 31  # 16 + 15: gzip header and trailer
 
 
-def gzip_rows(rows: Sequence[bytes], level: int = 1) -> bytes:
-    """gzip of the JSON array `[row,row,...]`; the body is never copied after the one join of the rows.
+def gzip_array(body: bytes | bytearray, level: int = 1) -> bytes:
+    """gzip of the JSON array `[row1,row2,...]` from `body` = `,row1,row2,...` (see models.Batch), without copying it.
 
-    `level` is ISA-L's 0-3; with the zlib fallback it maps to 1-9 (0->1, 1->2, 2->4, 3->6).
+    `level` is ISA-L's 0-3; with the zlib fallback it maps to 1-9 (0->1, 1->2, 2->4, 3->6). Releases the GIL
+    while compressing, so it can run in a worker thread beside the event loop.
     """
     if _isal is not None:
         compressor = _isal.compressobj(level, _isal.DEFLATED, _GZIP_WBITS)
     else:
         compressor = zlib.compressobj((1, 2, 4, 6)[level], zlib.DEFLATED, _GZIP_WBITS)
-    # Brackets fed separately: `b"[" + body + b"]"` copies the body again (8 MB batch: 12.1 ms -> 8.7 ms).
-    parts = (b"[", b",".join(rows), b"]")
+    parts = (b"[", memoryview(body)[1:], b"]")
     return b"".join([*map(compressor.compress, parts), compressor.flush()])
 
 

@@ -20,7 +20,7 @@ from ingestor.errors import UploadError
 from ingestor.metrics import Metrics
 from ingestor.models import Batch, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, Batcher
-from ingestor.pipeline.compress import gzip_rows
+from ingestor.pipeline.compress import gzip_array
 from ingestor.sinks.dead_letter import DeadLetterQueue
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 
@@ -84,20 +84,22 @@ class Delivery:
         self._outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self.inflight_bytes = 0
+        self._submitted_bytes = 0  # closed batches: queued, compressing or uploading
         # While the service throttles (429), the source pauses until this monotonic time.
         self.throttled_until = 0.0
         self._random = random.Random()
 
     # -- intake -------------------------------------------------------------------------------------------
 
-    def hold(self, nbytes: int) -> None:
-        """Count bytes entering open batches."""
-        self.inflight_bytes += nbytes
+    @property
+    def inflight_bytes(self) -> int:
+        """Row bytes not yet settled: in open batches, queued, compressing or uploading."""
+        return self._submitted_bytes + sum(b.open_bytes for b in self._batchers.values())
 
     def submit(self, batch: Batch | None) -> None:
         if batch is None:
             return
+        self._submitted_bytes += batch.raw_bytes
         self._outstanding += 1
         self._idle.clear()
         self._queue.put_nowait(batch)
@@ -148,9 +150,9 @@ class Delivery:
     async def _compress(self, batch: Batch) -> bytes:
         level = self._config.compression_level
         if batch.raw_bytes < THREAD_COMPRESS_BYTES:
-            payload = gzip_rows(batch.rows, level)
+            payload = gzip_array(batch.body, level)
         else:
-            payload = await asyncio.to_thread(gzip_rows, batch.rows, level)
+            payload = await asyncio.to_thread(gzip_array, batch.body, level)
         self._batchers[batch.destination.table].observe(batch.raw_bytes, len(payload))
         return payload
 
@@ -163,6 +165,7 @@ class Delivery:
         keep = int(len(batch) * self._config.max_request_bytes * FILL_TARGET / len(payload))
         head, tail = batch.split(min(max(keep, 1), len(batch) - 1))
         self._metrics.batch_splits.labels(batch.destination.label, "estimate").inc()
+        self._submitted_bytes -= tail.raw_bytes  # back into the open batch, counted there
         self.submit(self._batchers[batch.destination.table].requeue(tail))
         pending.append(head)
 
@@ -254,5 +257,5 @@ class Delivery:
         settle(batch.tickets, self._metrics.ack_latency.labels(batch.destination.label))
 
     def _release(self, batch: Batch) -> None:
-        self.inflight_bytes -= batch.raw_bytes
+        self._submitted_bytes -= batch.raw_bytes
         self._metrics.inflight_bytes.set(self.inflight_bytes)
