@@ -139,6 +139,7 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
                  run: int, profile: bool, workers: int = 1) -> dict[str, Any]:  # fmt: skip
     group = f"bench-{run}-{time.time_ns()}"
     before = emulator.stats()
+    parts = [pid for pid in (broker.pid, emulator.pid) if pid is not None]
     config = bench_config(work, broker, emulator, topic, group)
     args = ("--workers", str(workers)) if workers > 1 else ()
     ingestor = IngestorProcess(work, config, name=f"ingestor-{run}", args=args)
@@ -155,22 +156,23 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         started = time.monotonic()
-        samples: list[tuple[float, float, float]] = []  # (time, cpu, settled)
+        samples: list[tuple[float, float, float, float]] = []  # (time, ingestor cpu, broker+emulator cpu, settled)
         names = ("ingestor_accepted_events_total", "ingestor_dead_lettered_events_total")
 
         def settled_all() -> bool:
             settled = sum(
                 metric_total(parse_metrics(http_get(port, "/metrics")[1]), n) for port in ports for n in names
             )
-            samples.append((time.monotonic(), sum(cpu_secs(p) for p in pids), settled))
+            now = time.monotonic()
+            samples.append((now, sum(map(cpu_secs, pids)), sum(map(cpu_secs, parts)), settled))
             return settled >= records
 
         wait_for(settled_all, timeout=1800, interval=0.25, what="every record settled")
         rss = sum(peak_rss(p) for p in pids)
         # Steady state: from 10% to 90% settled, so neither the start nor the last linger wait counts.
-        first = next(s for s in samples if s[2] >= 0.1 * records)
-        last = next(s for s in samples if s[2] >= 0.9 * records)
-        elapsed, cpu, counted = last[0] - first[0], last[1] - first[1], last[2] - first[2]
+        first = next(s for s in samples if s[3] >= 0.1 * records)
+        last = next(s for s in samples if s[3] >= 0.9 * records)
+        elapsed, cpu, parts_cpu, counted = (b - a for a, b in zip(first, last, strict=True))
         total_secs = samples[-1][0] - started
     finally:
         if spy is not None:
@@ -185,6 +187,7 @@ def ingestor_run(work: Path, broker: BrokerProcess, emulator: EmulatorProcess, t
         "total_secs": total_secs,
         "wall_secs": elapsed * records / counted,
         "cpu_secs": cpu * records / counted,
+        "parts_cpu_secs": parts_cpu * records / counted,
         "peak_rss_bytes": rss,
         "requests": after["requests_total"] - before["requests_total"],
         "body_bytes": _bytes(after) - _bytes(before),
@@ -269,6 +272,9 @@ def summarize(runs: list[dict[str, Any]], raw_bytes: int) -> dict[str, Any]:
         out["peak_rss_mib"] = round(max(r["peak_rss_bytes"] for r in runs) / MiB, 1)
     if "total_secs" in runs[0]:
         out["first_to_last_ack_secs"] = round(median("total_secs"), 2)
+        # Cores the process used, and the broker and emulator beside it, in steady state: what scale-out has left.
+        out["ingestor_cores"] = round(cpu / wall, 2)
+        out["broker_emulator_cores"] = round(median("parts_cpu_secs") / wall, 2)
     return out
 
 
@@ -371,7 +377,7 @@ def write(results: dict[str, Any]) -> None:
     (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [name for name in results if name in ("floor", "baseline") or name.startswith("ingestor")]
     columns = ("events_per_sec", "raw_mb_per_sec", "events_per_cpu_sec", "cpu_secs_per_gb", "requests_per_gb",
-               "mean_request_bytes", "peak_rss_mib")  # fmt: skip
+               "mean_request_bytes", "peak_rss_mib", "ingestor_cores", "broker_emulator_cores")  # fmt: skip
     lines = [
         f"Benchmark {results['time']}, commit {results['commit']}, {results['machine']}; input "
         f"{results['input']['records']:,} records ({results['input']['raw_mb']} MB), medians of "

@@ -72,6 +72,9 @@ class KafkaSourceConfig(Section):
     fetch_max_bytes: Annotated[int, Field(ge=1024)] = 16_777_216
     max_partition_fetch_bytes: Annotated[int, Field(ge=1024)] = 4_194_304
     max_poll_records: Annotated[int, Field(ge=1)] = 2_000
+    # CRC-32C of every fetched record batch. aiokafka computes it in software (about 2 GB/s): ~8% of the CPU
+    # at full speed. Off trusts the broker's storage and the transport (TLS on Event Hubs) instead.
+    check_crcs: bool = True
     session_timeout_secs: Annotated[float, Field(ge=6, le=300)] = 30.0
     request_timeout_secs: Annotated[float, Field(gt=20, le=300)] = 60.0
 

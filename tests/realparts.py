@@ -111,6 +111,11 @@ class BrokerProcess:
                 raise RuntimeError(f"the Kafka broker did not start listening on {port}:\n{tail}")
             time.sleep(0.05)
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process we started, or None for an external broker."""
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
@@ -160,6 +165,10 @@ class EmulatorProcess:
         with urllib.request.urlopen(request, context=self._ssl, timeout=10) as response:
             text = response.read()
         return json.loads(text) if text else None
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def stats(self) -> dict[str, Any]:
         return dict(self._admin("/_emulator/stats"))

@@ -208,6 +208,14 @@ def test_plain_kafka_stays_plaintext() -> None:
     settings = consumer_settings(parse_config(base()).source)
     assert "security_protocol" not in settings and "ssl_context" not in settings
     assert "metadata_max_age_ms" not in settings
+    assert settings["check_crcs"] is True
+
+
+def test_crc_checks_can_be_turned_off_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(base()))
+    config = load_config(path, {"INGESTOR_SOURCE__CHECK_CRCS": "false"})
+    assert consumer_settings(config.source)["check_crcs"] is False
 
 
 def test_the_readme_configuration_example_is_valid() -> None:

@@ -36,6 +36,7 @@ def consumer_settings(config: KafkaSourceConfig) -> dict[str, Any]:
         "fetch_max_bytes": config.fetch_max_bytes,
         "max_partition_fetch_bytes": config.max_partition_fetch_bytes,
         "max_poll_records": config.max_poll_records,
+        "check_crcs": config.check_crcs,
         "session_timeout_ms": int(config.session_timeout_secs * 1000),
         "request_timeout_ms": int(config.request_timeout_secs * 1000),
     }
