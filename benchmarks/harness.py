@@ -44,7 +44,7 @@ from realparts import (  # noqa: E402
 )
 
 from ingestor.commit import OffsetTracker  # noqa: E402
-from ingestor.config import LogsIngestionSinkConfig, build_destinations  # noqa: E402
+from ingestor.config import LogsIngestionSinkConfig, build_routes  # noqa: E402
 from ingestor.generate import TrafficGenerator  # noqa: E402
 from ingestor.models import Position  # noqa: E402
 from ingestor.pipeline.batch import Batcher  # noqa: E402
@@ -84,11 +84,12 @@ def peak_rss(pid: int) -> int:
 
 def floor(messages: list[bytes], records: int) -> dict[str, Any]:
     """Decode, validate, shape, batch by compressed size and gzip, single-threaded, no I/O."""
-    decoder = MessageDecoder(load_schemas())
     sink = LogsIngestionSinkConfig.model_validate({"endpoint": "https://x.example", "rule_id": "dcr-" + "0" * 32})
+    routes = build_routes(sink)
+    decoder = MessageDecoder(load_schemas(), routes=routes)
     batchers = {
-        t: Batcher(d, max_request_bytes=sink.max_request_bytes, linger_secs=3600)
-        for t, d in build_destinations(sink).items()
+        r.fallback: Batcher(r.fallback, max_request_bytes=sink.max_request_bytes, linger_secs=3600)
+        for r in routes.values()
     }
     ticket = OffsetTracker().track(Position("bench", 0, 0))
     sizes: list[int] = []
@@ -96,13 +97,13 @@ def floor(messages: list[bytes], records: int) -> dict[str, Any]:
     def send(batch: Any) -> None:
         if batch is not None:
             payload = gzip_array(batch.body, sink.compression_level)
-            batchers[batch.destination.table].observe(batch.raw_bytes, len(payload))
+            batchers[batch.destination].observe(batch.raw_bytes, len(payload))
             sizes.append(len(payload))
 
     started = time.process_time()
     for message in messages:
         for row in decoder.decode(message).rows:
-            send(batchers[row.table].add(row.body, ticket))
+            send(batchers[row.destination].add(row.body, ticket))
     for batcher in batchers.values():
         send(batcher.close())
     cpu = time.process_time() - started

@@ -24,7 +24,8 @@ from pydantic import (
 
 from ingestor.errors import ConfigError
 from ingestor.models import Destination
-from ingestor.tables import default_stream_name, default_table_name, load_schemas
+from ingestor.retention import RetentionConfig, TableRoute, destination_names, dropped_columns
+from ingestor.tables import TableSchema, load_schemas
 
 ENV_PREFIX = "INGESTOR_"
 # The Logs Ingestion API rejects bodies over 1,048,576 bytes as sent (after gzip); stay just under it.
@@ -112,7 +113,8 @@ class Credential(Section):
 
 
 class DestinationOverride(Section):
-    """Per-table destination; unset fields take the defaults (sink.rule_id, `Custom-<T>_CL`, `<T>_CL`)."""
+    """Per-table destination of the default class; unset fields take the defaults (sink.rule_id, `Custom-<T>_CL`,
+    `<T>_CL`). Destinations of other classes: `retention.destinations`."""
 
     rule_id: str | None = None
     stream: str | None = None
@@ -212,12 +214,13 @@ class Config(Section):
     dead_letter: DeadLetterConfig
     metrics: MetricsConfig = MetricsConfig()
     validation: ValidationConfig = ValidationConfig()
+    retention: RetentionConfig = RetentionConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # SIGTERM: stop fetching, flush, wait for uploads and commit within this bound.
     shutdown_grace_secs: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
-    def destinations(self) -> dict[str, Destination]:
-        return build_destinations(self.sink)
+    def routes(self) -> dict[str, TableRoute]:
+        return build_routes(self.sink, self.retention)
 
     def masked(self) -> dict[str, Any]:
         """The configuration as plain data with every secret replaced by asterisks."""
@@ -225,18 +228,46 @@ class Config(Section):
         return masked
 
 
-def build_destinations(sink: LogsIngestionSinkConfig) -> dict[str, Destination]:
-    """One destination per table: defaults derived from the table name, overrides from `sink.tables`."""
-    out = {}
-    for table in load_schemas():
-        override = sink.tables.get(table, DestinationOverride())
-        out[table] = Destination(
-            table=table,
-            rule_id=override.rule_id or sink.rule_id,
-            stream=override.stream or default_stream_name(table),
-            table_name=override.table_name or default_table_name(table),
-        )
-    return out
+def build_routes(sink: LogsIngestionSinkConfig, retention: RetentionConfig | None = None) -> dict[str, TableRoute]:
+    """Per table, the destinations its rows can go to and the rules that pick one."""
+    retention = retention or RetentionConfig()
+    return {table: _route(schema, sink, retention) for table, schema in load_schemas().items()}
+
+
+def _route(schema: TableSchema, sink: LogsIngestionSinkConfig, retention: RetentionConfig) -> TableRoute:
+    """Names and DCR of a (table, class) destination, most specific first: `retention.destinations.<T>.<class>`,
+    `sink.tables.<T>` (default class only), the class's `rule_id`, then derived names and `sink.rule_id`."""
+    table = schema.table
+    made: dict[str, Destination] = {}
+
+    def destination(name: str) -> Destination:
+        if name not in made:
+            settings = retention.destinations.get(table, {}).get(name)
+            override = sink.tables.get(table) if name == retention.default_class else None
+            layers = [layer for layer in (settings, override) if layer is not None]
+
+            def pick(key: str) -> str | None:
+                return next((getattr(layer, key) for layer in layers if getattr(layer, key)), None)
+
+            table_name, stream = destination_names(table, name, retention.default_class)
+            cls = retention.classes[name]
+            made[name] = Destination(
+                table=table,
+                rule_id=pick("rule_id") or cls.rule_id or sink.rule_id,
+                stream=pick("stream") or stream,
+                table_name=pick("table_name") or table_name,
+                retention_tag=name,
+                plan=cls.plan,
+                dropped_columns=dropped_columns(settings, schema) if settings else (),
+            )
+        return made[name]
+
+    rules = [
+        (rule.when.compile() if rule.when else None, destination(rule.class_))
+        for rule in retention.rules
+        if not rule.tables or table in rule.tables
+    ]
+    return TableRoute(rules, destination(retention.default_class))
 
 
 def _mask(value: Any) -> Any:

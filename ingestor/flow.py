@@ -14,6 +14,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
+
+import msgspec
 
 from ingestor.config import Config, DeadLetterConfig, KafkaSourceConfig
 from ingestor.metrics import Metrics
@@ -28,6 +31,13 @@ from ingestor.tables import load_schemas
 log = logging.getLogger(__name__)
 UNKNOWN_TABLE = "unknown"
 _table_of = operator.attrgetter("table")
+
+
+class _Tagged(msgspec.Struct):
+    RetentionTag: Any = None
+
+
+_RETENTION_TAG = msgspec.json.Decoder(_Tagged).decode
 Track = Callable[[Position, float | None], Ticket]
 
 
@@ -45,18 +55,19 @@ class Flow:
     def __init__(self, config: Config, metrics: Metrics, *, dead_letter: DeadLetterStore | None = None) -> None:
         self.config = config
         self.metrics = metrics
-        destinations = config.destinations()
+        self.routes = config.routes()
         self.decoder = MessageDecoder(
             load_schemas(),
-            retention_tag=lambda table: destinations[table].retention_tag,
+            routes=self.routes,
             unknown_columns=config.validation.unknown_columns,
             max_record_bytes=config.validation.max_record_bytes,
             max_field_bytes=config.validation.max_field_bytes,
         )
         sink = config.sink
         self.batchers = {
-            table: Batcher(d, max_request_bytes=sink.max_request_bytes, linger_secs=sink.linger_secs)
-            for table, d in destinations.items()
+            d: Batcher(d, max_request_bytes=sink.max_request_bytes, linger_secs=sink.linger_secs)
+            for route in self.routes.values()
+            for d in route.destinations
         }
         store = dead_letter or dead_letter_store(config.dead_letter, config.source)
         self.dead_letter = DeadLetterQueue(store, metrics, retry_secs=config.dead_letter.retry_secs)
@@ -134,7 +145,7 @@ class Flow:
             result = decode(message.value, SourceRef(message.position, 0))
             ticket.pending = len(result.rows) + len(result.rejected)
             for row in result.rows:
-                if (full := batchers[row.table].add(row.body, ticket)) is not None:
+                if (full := batchers[row.destination].add(row.body, ticket)) is not None:
                     submit(full)
             read.update(map(_table_of, result.rows))
             ticket.sealed = True
@@ -153,11 +164,18 @@ class Flow:
         self._count(topics, read, skipped, rejected, unknown, truncated)
 
     def process_rows(self, table: str, rows: list[bytes], ticket: Ticket) -> None:
-        """Shaped rows that skip decoding (rows the sink dead-lettered, replayed); `ticket` must be unsealed."""
+        """Shaped rows that skip decoding (rows the sink dead-lettered, replayed); `ticket` must be unsealed.
+
+        Each goes to its table's destination for the class in its `RetentionTag`, or, for a class no longer
+        configured, where a row matching no rule's predicate goes.
+        """
         ticket.pending += len(rows)
-        batcher = self.batchers[table]
+        route = self.routes[table]
+        by_tag = {d.retention_tag: d for d in route.destinations}
         for row in rows:
-            self.delivery.submit(batcher.add(row, ticket))
+            tag = _RETENTION_TAG(row).RetentionTag
+            destination = by_tag.get(tag, route.fallback) if isinstance(tag, str) else route.fallback
+            self.delivery.submit(self.batchers[destination].add(row, ticket))
         self.metrics.events_read.labels(table).inc(len(rows))
 
     def _count(

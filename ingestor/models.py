@@ -73,15 +73,21 @@ class Rejected:
     source: SourceRef | None
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class Destination:
-    """Where a table's rows go: a DCR stream and the table behind it."""
+    """Where rows of one table and retention class go: a DCR stream and the table behind it.
+
+    Built once from the configuration; compared and hashed by identity (batchers are keyed by it).
+    """
 
     table: str
     rule_id: str
     stream: str
     table_name: str
     retention_tag: str = "default"
+    plan: str = "Analytics"
+    # Columns this destination does not send (set to null before encoding, so they are omitted).
+    dropped_columns: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:

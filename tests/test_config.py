@@ -48,9 +48,9 @@ def test_minimal_config_and_defaults() -> None:
     config = parse_config(base())
     assert config.sink.max_request_bytes == 1_040_000 < 1_048_576
     assert config.source.commit_interval_secs >= 0.25
-    destinations = config.destinations()
-    assert len(destinations) == 10
-    process = destinations["DeviceProcessEvents"]
+    routes = config.routes()
+    assert len(routes) == 10 and all(r.fixed is r.fallback for r in routes.values())
+    process = routes["DeviceProcessEvents"].fallback
     assert (process.rule_id, process.stream, process.table_name) == (
         RULE,
         "Custom-DeviceProcessEvents_CL",
@@ -62,13 +62,9 @@ def test_per_table_destination_override() -> None:
     doc = base()
     other = "dcr-" + "cd" * 16
     doc["sink"]["tables"] = {"DeviceNetworkEvents": {"rule_id": other, "stream": "Custom-Net"}}
-    destinations = parse_config(doc).destinations()
-    assert (destinations["DeviceNetworkEvents"].rule_id, destinations["DeviceNetworkEvents"].stream) == (
-        other,
-        "Custom-Net",
-    )
-    assert destinations["DeviceNetworkEvents"].table_name == "DeviceNetworkEvents_CL"
-    assert destinations["DeviceInfo"].rule_id == RULE
+    network = parse_config(doc).routes()["DeviceNetworkEvents"].fallback
+    assert (network.rule_id, network.stream, network.table_name) == (other, "Custom-Net", "DeviceNetworkEvents_CL")
+    assert parse_config(doc).routes()["DeviceInfo"].fallback.rule_id == RULE
 
 
 def test_environment_overrides_every_level(tmp_path: Path) -> None:
@@ -223,4 +219,4 @@ def test_the_readme_configuration_example_is_valid() -> None:
     example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_config(yaml.safe_load(example))
     assert config.source.auth.type == "entra" and config.source.is_event_hubs
-    assert config.destinations()["DeviceNetworkEvents"].rule_id == "dcr-" + "1" * 32
+    assert config.routes()["DeviceNetworkEvents"].fallback.rule_id == "dcr-" + "1" * 32

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ingestor
-from ingestor.models import Position, SourceRef
+from ingestor.models import Destination, Position, SourceRef
 from ingestor.pipeline.decode import DecodeResult, MessageDecoder
+from ingestor.retention import TableRoute
 from ingestor.tables import load_schemas
 
 SAMPLES_DIR = Path(ingestor.__file__).parent / "samples"
@@ -59,7 +60,8 @@ def parse_or_keep(text: str) -> Any:
 
 @pytest.fixture
 def decoder() -> MessageDecoder:
-    return MessageDecoder(SCHEMAS, retention_tag=lambda table: f"class-{table}")
+    routes = {t: TableRoute([], Destination(t, "", f"Custom-{t}_CL", f"{t}_CL", f"class-{t}")) for t in SCHEMAS}
+    return MessageDecoder(SCHEMAS, routes=routes)
 
 
 def test_every_sample_validates_and_lands_with_expected_columns(decoder: MessageDecoder) -> None:

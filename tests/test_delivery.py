@@ -18,7 +18,7 @@ import pytest
 
 import ingestor
 from ingestor.commit import OffsetTracker
-from ingestor.config import LogsIngestionSinkConfig, build_destinations
+from ingestor.config import LogsIngestionSinkConfig, build_routes
 from ingestor.emulator import DEFAULT_RULE_ID, Emulator
 from ingestor.metrics import Metrics
 from ingestor.models import Position, Ticket
@@ -59,9 +59,12 @@ class Rig:
         self.tracker = OffsetTracker()
         self.dead_letter_dir = tmp / "dead-letter"
         self.dead_letter = DeadLetterQueue(FileStore(self.dead_letter_dir, max_file_bytes=1 << 26), self.metrics)
+        self.routes = build_routes(self.config)
         self.batchers = {
-            t: Batcher(d, max_request_bytes=self.config.max_request_bytes, linger_secs=self.config.linger_secs)
-            for t, d in build_destinations(self.config).items()
+            route.fallback: Batcher(
+                route.fallback, max_request_bytes=self.config.max_request_bytes, linger_secs=self.config.linger_secs
+            )
+            for route in self.routes.values()
         }
 
     def rows(self, count: int, *, bad: set[int] = frozenset(), size: int = 40) -> list[bytes]:  # type: ignore[assignment]
@@ -92,7 +95,7 @@ class Rig:
                 ticket = self.tracker.track(Position("t", 0, i))
                 ticket.pending, ticket.sealed = 1, True
                 tickets.append(ticket)
-                delivery.submit(self.batchers[TABLE].add(row, ticket))
+                delivery.submit(self.batchers[self.routes[TABLE].fallback].add(row, ticket))
             delivery.flush_all()
             if until is not None:
                 await until(delivery)
@@ -128,16 +131,16 @@ async def test_rows_land_with_204_and_every_ticket_settles(emulator: Emulator, t
 
 async def test_every_sample_record_lands_with_its_columns_and_a_request_id(emulator: Emulator, tmp_path: Path) -> None:
     samples = [r for path in sorted(SAMPLES_DIR.glob("*.json")) for r in json.loads(path.read_text())]
-    decoded = MessageDecoder(load_schemas()).decode(json.dumps({"records": samples}).encode())
-    assert len(decoded.rows) == 10 and not decoded.rejected
     rig = Rig(emulator, tmp_path)
+    decoded = MessageDecoder(load_schemas(), routes=rig.routes).decode(json.dumps({"records": samples}).encode())
+    assert len(decoded.rows) == 10 and not decoded.rejected
     async with LogsIngestionSink(rig.config) as sink:
         delivery = Delivery(rig.config, sink, rig.batchers, rig.dead_letter, rig.metrics)
         workers = asyncio.create_task(delivery.run())
         ticket = rig.tracker.track(Position("t", 0, 0))
         ticket.pending, ticket.sealed = len(decoded.rows), True
         for row in decoded.rows:
-            delivery.submit(rig.batchers[row.table].add(row.body, ticket))
+            delivery.submit(rig.batchers[row.destination].add(row.body, ticket))
         async with asyncio.timeout(30):
             await delivery.drain()
         workers.cancel()

@@ -18,9 +18,10 @@ from typing import Any
 
 import msgspec
 
-from ingestor.models import Rejected, SourceRef
+from ingestor.models import Destination, Rejected, SourceRef
 from ingestor.pipeline.codec import Envelope, GenericRecord, TableCodec, is_datetime, record_union
-from ingestor.tables import CATEGORY_PREFIX, TableSchema
+from ingestor.retention import TableRoute
+from ingestor.tables import CATEGORY_PREFIX, TableSchema, default_stream_name, default_table_name
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,12 @@ MAX_SKIP_LABELS = 32
 
 @dataclass(slots=True)
 class DecodedRow:
-    table: str
+    destination: Destination
     body: bytes
+
+    @property
+    def table(self) -> str:
+        return self.destination.table
 
 
 @dataclass(slots=True)
@@ -55,13 +60,14 @@ class MessageDecoder:
         self,
         schemas: dict[str, TableSchema],
         *,
-        retention_tag: Callable[[str], str] = lambda _table: "default",
+        routes: dict[str, TableRoute] | None = None,
         unknown_columns: str = "drop",
         max_record_bytes: int = 1_000_000,
         max_field_bytes: int = 65_536,
     ) -> None:
         self._codecs = {s.category: TableCodec.build(s, max_field_bytes=max_field_bytes) for s in schemas.values()}
-        self._retention_tag = retention_tag
+        # Default: every table to its `<T>_CL` destination of the default class (tests, tools without a config).
+        self._routes = routes or {t: TableRoute([], _default_destination(t)) for t in schemas}
         self._reject_unknown = unknown_columns == "reject"
         self._max_record_bytes = max_record_bytes
         self._max_field_bytes = max_field_bytes
@@ -99,8 +105,7 @@ class MessageDecoder:
                     result.read = len(records)
                     by_type, shape, append = self._by_type, self._shape, result.rows.append
                     for record in records:
-                        codec = by_type[record.__class__]
-                        append(DecodedRow(codec.table, shape(codec, record, result)))
+                        append(shape(by_type[record.__class__], record, result))
                     return result
         raws = _split_message(value, self._decode_envelope)
         if isinstance(raws, Rejected):
@@ -141,13 +146,17 @@ class MessageDecoder:
         codec = self._by_type[record.__class__]
         if len(raw) > self._max_field_bytes:
             self._truncate(codec, record.properties, result)
-        result.rows.append(DecodedRow(codec.table, self._shape(codec, record, result)))
+        result.rows.append(self._shape(codec, record, result))
 
-    def _shape(self, codec: TableCodec, record: Any, result: DecodeResult) -> bytes:
+    def _shape(self, codec: TableCodec, record: Any, result: DecodeResult) -> DecodedRow:
         row = record.properties
+        route = self._routes[codec.table]
+        destination = route.fixed or route(row)
         row.TimeGenerated = row.Timestamp
         row.SourceTenantId = record.tenantId
-        row.RetentionTag = self._retention_tag(codec.table)
+        row.RetentionTag = destination.retention_tag
+        for name in destination.dropped_columns:
+            setattr(row, name, None)
         for name in codec.dynamic_columns:
             value = getattr(row, name)
             if value.__class__ is str:
@@ -159,7 +168,7 @@ class MessageDecoder:
                 if getattr(row, name) is not None:
                     result.unknown_columns[(codec.table, column)] += 1
                     setattr(row, name, None)
-        return self._encode(row)
+        return DecodedRow(destination, self._encode(row))
 
     # -- records that failed the typed decode: explain each failure ---------------------------------------
 
@@ -214,7 +223,7 @@ class MessageDecoder:
         record = codec.record_type(properties=row, tenantId=tenant)
         if len(raw) > self._max_field_bytes:
             self._truncate(codec, row, result)
-        result.rows.append(DecodedRow(codec.table, self._shape(codec, record, result)))
+        result.rows.append(self._shape(codec, record, result))
 
     def _learn(self, codec: TableCodec, column: str) -> bool:
         if not codec.learn(column):
@@ -272,6 +281,10 @@ def _split_message(value: bytes, decode_envelope: Callable[[bytes], Envelope]) -
     except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     return [line for line in (raw.strip() for raw in value.split(b"\n")) if line]
+
+
+def _default_destination(table: str) -> Destination:
+    return Destination(table, "", default_stream_name(table), default_table_name(table))
 
 
 def _ref(source: SourceRef | None, index: int) -> SourceRef | None:

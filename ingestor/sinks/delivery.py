@@ -18,7 +18,7 @@ from ingestor.commit import settle
 from ingestor.config import LogsIngestionSinkConfig
 from ingestor.errors import UploadError
 from ingestor.metrics import Metrics
-from ingestor.models import Batch, Rejected, SourceRef
+from ingestor.models import Batch, Destination, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, Batcher
 from ingestor.pipeline.compress import gzip_array
 from ingestor.sinks.dead_letter import DeadLetterQueue
@@ -70,7 +70,7 @@ class Delivery:
         self,
         config: LogsIngestionSinkConfig,
         sink: LogsIngestionSink,
-        batchers: dict[str, Batcher],
+        batchers: dict[Destination, Batcher],
         dead_letter: DeadLetterQueue,
         metrics: Metrics,
     ) -> None:
@@ -153,7 +153,7 @@ class Delivery:
             payload = gzip_array(batch.body, level)
         else:
             payload = await asyncio.to_thread(gzip_array, batch.body, level)
-        self._batchers[batch.destination.table].observe(batch.raw_bytes, len(payload))
+        self._batchers[batch.destination].observe(batch.raw_bytes, len(payload))
         return payload
 
     def _trim(self, batch: Batch, payload: bytes, pending: list[Batch]) -> None:
@@ -166,7 +166,7 @@ class Delivery:
         head, tail = batch.split(min(max(keep, 1), len(batch) - 1))
         self._metrics.batch_splits.labels(batch.destination.label, "estimate").inc()
         self._submitted_bytes -= tail.raw_bytes  # back into the open batch, counted there
-        self.submit(self._batchers[batch.destination.table].requeue(tail))
+        self.submit(self._batchers[batch.destination].requeue(tail))
         pending.append(head)
 
     async def _send(self, batch: Batch, payload: bytes, pending: list[Batch]) -> None:
