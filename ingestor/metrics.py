@@ -28,7 +28,7 @@ class Metrics:
         self.events_accepted = Counter(
             "ingestor_accepted_events",
             "Rows the Logs Ingestion API accepted (204)",
-            ["table", "destination"],
+            ["table", "retention_tag", "destination"],
             registry=r,
         )
         self.events_dead_lettered = Counter(
@@ -57,8 +57,8 @@ class Metrics:
         )
         self.raw_bytes = Counter(
             "ingestor_raw_bytes",
-            "Uncompressed JSON bytes of rows accepted",
-            ["table", "destination"],
+            "Uncompressed JSON bytes of rows accepted (what Log Analytics bills, roughly)",
+            ["table", "retention_tag", "destination"],
             registry=r,
         )
         self.compressed_bytes = Counter(

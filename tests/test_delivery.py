@@ -124,7 +124,7 @@ async def test_rows_land_with_204_and_every_ticket_settles(emulator: Emulator, t
     assert_all_settled(rig, tickets)
     landed = emulator.rows("DeviceRegistryEvents_CL")
     assert sorted(r["ReportId"] for r in landed) == list(range(500))
-    labels = {"table": TABLE, "destination": "DeviceRegistryEvents_CL"}
+    labels = {"table": TABLE, "retention_tag": "default", "destination": "DeviceRegistryEvents_CL"}
     assert rig.sample("ingestor_accepted_events_total", **labels) == 500
     assert rig.sample("ingestor_requests_total", destination="DeviceRegistryEvents_CL", status_class="2xx") >= 1
 

@@ -212,8 +212,9 @@ class Delivery:
             metrics.upload_duration.labels(destination).observe(elapsed)
             metrics.requests.labels(destination, "2xx").inc()
             metrics.compressed_bytes.labels(destination).inc(len(payload))
-            metrics.events_accepted.labels(batch.destination.table, destination).inc(len(batch))
-            metrics.raw_bytes.labels(batch.destination.table, destination).inc(batch.raw_bytes)
+            by_class = (batch.destination.table, batch.destination.retention_tag, destination)
+            metrics.events_accepted.labels(*by_class).inc(len(batch))
+            metrics.raw_bytes.labels(*by_class).inc(batch.raw_bytes)
             self.health.accepted(destination)
             self._settle(batch)
             return
