@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ingestor.models import Destination
-from ingestor.tables import TableSchema, load_schemas
+from ingestor.tables import TableSchema, default_stream_name, default_table_name, load_schemas
 
 Plan = Literal["Analytics", "Basic", "Auxiliary"]
 # Azure: totalRetentionInDays is 4-730, or exactly one of these whole years (up to 12).
@@ -172,16 +172,6 @@ class RetentionConfig(_Model):
                 _check_columns(settings, schemas[table], where)
         return self
 
-    def routed_pairs(self) -> set[tuple[str, str]]:
-        """Every (table, class) pair some row can be routed to."""
-        pairs = set()
-        for table in load_schemas():
-            pairs.add((table, self.default_class))
-            for rule in self.rules:
-                if not rule.tables or table in rule.tables:
-                    pairs.add((table, rule.class_))
-        return pairs
-
 
 def _check_tables(tables: list[str], schemas: dict[str, TableSchema], where: str) -> None:
     unknown = sorted(set(tables) - set(schemas))
@@ -209,7 +199,9 @@ def dropped_columns(settings: DestinationSettings, schema: TableSchema) -> tuple
 
 def destination_names(table: str, class_name: str, default_class: str) -> tuple[str, str]:
     """Derived (table name, stream name): `<Table>_CL` for the default class, `<Table>_<Class>_CL` for others."""
-    name = f"{table}_CL" if class_name == default_class else f"{table}_{class_name}_CL"
+    if class_name == default_class:
+        return default_table_name(table), default_stream_name(table)
+    name = f"{table}_{class_name}_CL"
     return name, f"Custom-{name}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -162,7 +163,7 @@ def test_keep_columns_sends_only_those_and_the_required_ones() -> None:
         "Timestamp", "DeviceId", "DeviceName", "TimeGenerated", "RetentionTag", "OSPlatform"}  # fmt: skip
 
 
-async def test_replayed_shaped_rows_go_back_to_the_destination_of_their_tag(tmp_path: Any) -> None:
+async def test_replayed_shaped_rows_go_back_to_the_destination_of_their_tag(tmp_path: Path) -> None:
     from ingestor.flow import Flow
     from ingestor.metrics import Metrics
 
