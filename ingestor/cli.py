@@ -1,4 +1,4 @@
-"""Command line: `ingestor run | check-config | replay | emulator | generate`.
+"""Command line: `ingestor run | check-config | replay | provision | emulator | generate`.
 
 `run` validates the configuration before building any client, installs uvloop, and exits 0 after a graceful
 SIGTERM/SIGINT shutdown; configuration errors exit 2 with one line per problem naming the key.
@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     from ingestor.replay import add_arguments
 
     add_arguments(replay)
+    provision = commands.add_parser(
+        "provision", help="ARM template for the configured destinations, and the configuration that uses it"
+    )
+    from ingestor.provision import add_arguments as add_provision_arguments
+
+    add_provision_arguments(provision)
     commands.add_parser(
         "emulator", help="local HTTPS Logs Ingestion API (see `ingestor emulator --help`)", add_help=False
     )
@@ -59,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(run_generate(args_list[1:]))
     args = _parser().parse_args(args_list)
+    if args.command == "provision":
+        from ingestor.provision import main as provision
+
+        try:
+            return provision(args)
+        except ConfigError as exc:
+            print(f"ingestor provision: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
         config = load_config(args.config)
     except ConfigError as exc:

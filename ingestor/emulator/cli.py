@@ -1,5 +1,7 @@
 """`run(argv)`: the `ingestor emulator` command. Serves until SIGINT/SIGTERM, then exits 0; readiness is
 announced by atomically writing `<state_dir>/emulator.json` and logging one JSON "listening" line to stderr.
+With `--template`, it serves the rules of an `ingestor provision` template instead of the default one and
+writes the outputs a deployment would report to `<state_dir>/deployment-outputs.json`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingestor.emulator.dcr import DEFAULT_RULE_ID, default_dcr
+from ingestor.emulator.dcr import DEFAULT_RULE_ID, DcrDefinition, default_dcr, deployment_outputs, template_dcrs
 from ingestor.emulator.faults import Faults
 from ingestor.emulator.server import Emulator
 
 TOKEN_ENV = "INGESTOR_EMULATOR_TOKEN"  # noqa: S105 - a variable name, not a secret
 READY_FILE = "emulator.json"
+OUTPUTS_FILE = "deployment-outputs.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
     parser.add_argument("--token", help=f"bearer token clients must present (default: ${TOKEN_ENV})")
     parser.add_argument("--rule-id", default=DEFAULT_RULE_ID, help="immutable id of the default DCR")
+    parser.add_argument(
+        "--template", type=Path, help="serve the DCRs of this `ingestor provision` ARM template instead of --rule-id"
+    )
     parser.add_argument("--mode", choices=("store", "count"), default="store", help="store rows or only count")
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--fail-429-rate", type=float, default=0.0, help="fraction of requests answered 429")
@@ -66,24 +72,28 @@ def run(argv: list[str]) -> int:
         )
     except ValueError as exc:
         parser.error(f"invalid fault option: {exc}")
+    try:
+        dcrs = template_dcrs(json.loads(args.template.read_text(encoding="utf-8"))) if args.template else None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        parser.error(f"--template {args.template}: not a template written by `ingestor provision` ({exc!r})")
     emulator = Emulator(
         args.state_dir,
         host=args.host,
         port=args.port,
         token=token,
-        dcrs=[default_dcr(args.rule_id)],
+        dcrs=dcrs or [default_dcr(args.rule_id)],
         mode=args.mode,
         faults=faults,
     )
     try:
-        asyncio.run(_serve(emulator, args.rule_id))
+        asyncio.run(_serve(emulator, dcrs))
     except OSError as exc:  # e.g. the port is taken or the state directory is not writable
         _log("failed", {"error": str(exc)}, level="error")
         return 1
     return 0
 
 
-async def _serve(emulator: Emulator, rule_id: str) -> None:
+async def _serve(emulator: Emulator, provisioned: list[DcrDefinition] | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -97,9 +107,13 @@ async def _serve(emulator: Emulator, rule_id: str) -> None:
             "ca_file": str(emulator.ca_file),
             "db_path": str(emulator.db_path),
             "pid": os.getpid(),
-            "rule_id": rule_id,
+            "rule_ids": emulator.rule_ids,
             "mode": emulator.mode,
         }
+        if provisioned is not None:
+            outputs = emulator.state_dir / OUTPUTS_FILE
+            outputs.write_text(json.dumps(deployment_outputs(emulator.endpoint, provisioned), indent=2), "utf-8")
+            info["outputs_file"] = str(outputs)
         tmp = ready.with_name(f".{READY_FILE}.tmp")
         tmp.write_text(json.dumps(info), encoding="utf-8")
         os.replace(tmp, ready)

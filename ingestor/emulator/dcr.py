@@ -1,12 +1,17 @@
-"""Data collection rules as data: which streams a rule accepts, their columns and output tables.
+"""Data collection rules as data: which streams a rule accepts, their columns, output tables and table plans.
 
 `default_dcr` declares one `Custom-<T>_CL` stream per schema table, with all its columns, into `<T>_CL`.
+`template_dcrs` reads the rules an `ingestor provision` ARM template declares, as a deployment would create
+them, and `deployment_outputs` gives the outputs such a deployment reports (`az ... --query properties.outputs`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
 
+from ingestor.provision import DCR_KEY_TAG, ENDPOINT_OUTPUT, RULE_IDS_OUTPUT
 from ingestor.tables import COLUMN_TYPES, default_stream_name, default_table_name, load_schemas
 
 DEFAULT_RULE_ID = "dcr-00000000000000000000000000000000"
@@ -19,6 +24,10 @@ class DcrDefinition:
     streams: dict[str, tuple[tuple[str, str], ...]]
     # stream name -> output table name
     output_tables: dict[str, str]
+    # output table name -> table plan (Analytics when absent)
+    table_plans: dict[str, str] = field(default_factory=dict)
+    # the rule's key in a provisioned deployment's outputs
+    key: str = ""
 
     def __post_init__(self) -> None:
         unrouted = sorted(set(self.streams) - set(self.output_tables))
@@ -38,3 +47,54 @@ def default_dcr(immutable_id: str) -> DcrDefinition:
         streams={default_stream_name(t): tuple((c.name, c.type) for c in s.columns) for t, s in schemas.items()},
         output_tables={default_stream_name(t): default_table_name(t) for t in schemas},
     )
+
+
+def immutable_id(key: str) -> str:
+    """The immutable id the emulator gives a provisioned rule: stable for its key."""
+    return "dcr-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def template_dcrs(template: dict[str, Any]) -> list[DcrDefinition]:
+    """The data collection rules of a provisioned template, with the plans of the tables they write."""
+    resources = template.get("resources", [])
+    plans = {
+        r["properties"]["schema"]["name"]: r["properties"].get("plan", "Analytics")
+        for r in resources
+        if r["type"] == "Microsoft.OperationalInsights/workspaces/tables"
+    }
+    dcrs = []
+    for resource in resources:
+        if resource["type"] != "Microsoft.Insights/dataCollectionRules":
+            continue
+        key = resource.get("tags", {}).get(DCR_KEY_TAG)
+        if not key:
+            raise ValueError(f"DCR {resource['name']} has no {DCR_KEY_TAG} tag; was the template written by provision?")
+        properties = resource["properties"]
+        outputs = {}
+        for flow in properties["dataFlows"]:
+            if flow.get("transformKql", "source") != "source" or len(flow["streams"]) != 1:
+                raise ValueError(f"DCR {key}: the emulator runs only data flows of one stream without a transform")
+            outputs[flow["streams"][0]] = flow["outputStream"].removeprefix("Custom-")
+        dcrs.append(
+            DcrDefinition(
+                immutable_id=immutable_id(key),
+                streams={
+                    name: tuple((c["name"], c["type"]) for c in declaration["columns"])
+                    for name, declaration in properties["streamDeclarations"].items()
+                },
+                output_tables=outputs,
+                table_plans={table: plans.get(table, "Analytics") for table in outputs.values()},
+                key=key,
+            )
+        )
+    if not dcrs:
+        raise ValueError("the template declares no data collection rules")
+    return dcrs
+
+
+def deployment_outputs(endpoint: str, dcrs: list[DcrDefinition]) -> dict[str, Any]:
+    """What `az deployment group create ... --query properties.outputs` reports for a provisioned template."""
+    return {
+        ENDPOINT_OUTPUT: {"type": "String", "value": endpoint},
+        RULE_IDS_OUTPUT: {"type": "Object", "value": {d.key: d.immutable_id for d in dcrs if d.key}},
+    }

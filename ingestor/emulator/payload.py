@@ -1,5 +1,6 @@
 """The Logs Ingestion API's body rules: at most 1 MiB as sent, optional gzip, a JSON array of objects whose
-columns the stream declares, with values of the declared types and no reserved columns. Violations raise
+columns the stream declares, with values of the declared types and no reserved columns; for Auxiliary tables,
+TimeGenerated with 6 decimals and at most 30 minutes between a request's rows. Violations raise
 `ApiError`, carrying the status, error code and message the real service would answer.
 """
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import msgspec
@@ -20,6 +21,10 @@ INT64_RANGE = range(-(2**63), 2**63)
 _DATETIME = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,7})?"
     r"(?:Z|[+-]([0-9]{2}):([0-9]{2}))"
+)
+AUXILIARY_MAX_SPAN = timedelta(minutes=30)
+_AUXILIARY_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _GUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 # isal's stub declares its error as an instance; it is the class raised for corrupt deflate data.
@@ -112,6 +117,28 @@ def check_rows(rows: list[dict[str, Any]], stream: str, columns: Mapping[str, st
                     f"{type(value).__name__} {msgspec.json.encode(value)[:80].decode(errors='replace')}.",
                     target=f"$[{index}].{name}",
                 )
+
+
+def check_auxiliary_rows(rows: list[dict[str, Any]]) -> None:
+    """An Auxiliary table (without a transform): TimeGenerated as ISO 8601 with 6 decimals, within 30 minutes."""
+    times = []
+    for index, row in enumerate(rows):
+        value = row.get("TimeGenerated")
+        if not isinstance(value, str) or not _AUXILIARY_TIME.fullmatch(value):
+            raise ApiError(
+                400,
+                "InvalidTimeGenerated",
+                f"Row {index}: TimeGenerated must be ISO 8601 with 6 decimal places for an Auxiliary table, got "
+                f"{value!r}.",
+                target=f"$[{index}].TimeGenerated",
+            )
+        times.append(datetime.fromisoformat(value))
+    if times and (span := max(times) - min(times)) > AUXILIARY_MAX_SPAN:
+        raise ApiError(
+            400,
+            "RecordsTimeRangeIsMoreThan30Minutes",
+            f"The records in the request span {span}; an Auxiliary table accepts at most 30 minutes per request.",
+        )
 
 
 def value_matches(column_type: str, value: object) -> bool:

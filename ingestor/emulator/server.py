@@ -1,6 +1,6 @@
 """`Emulator`: an HTTPS Logs Ingestion API (`POST /dataCollectionRules/{ruleId}/streams/{stream}`) that checks
-requests like the real service, records them in SQLite, and injects faults; plus loopback-only `/_emulator/`
-admin endpoints for stats, fault knobs and reset.
+requests like the real service (Auxiliary tables' time-span and TimeGenerated rules included), records them in
+SQLite, and injects faults; plus loopback-only `/_emulator/` admin endpoints for stats, fault knobs and reset.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ingestor.emulator.faults import DROP, FaultInjector, Faults
 from ingestor.emulator.payload import (
     MAX_BODY_BYTES,
     ApiError,
+    check_auxiliary_rows,
     check_rows,
     content_too_large,
     count_rows,
@@ -47,6 +48,7 @@ class _Stream:
     name: str
     table_name: str
     columns: dict[str, str]
+    plan: str = "Analytics"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,9 @@ class Emulator:
         dcrs = dcrs if dcrs is not None else [default_dcr(DEFAULT_RULE_ID)]
         self._rule_ids = {dcr.immutable_id for dcr in dcrs}
         self._streams = {
-            (dcr.immutable_id, name): _Stream(name, dcr.output_tables[name], dict(columns))
+            (dcr.immutable_id, name): _Stream(
+                name, dcr.output_tables[name], dict(columns), dcr.table_plans.get(dcr.output_tables[name], "Analytics")
+            )
             for dcr in dcrs
             for name, columns in dcr.streams.items()
         }
@@ -152,6 +156,10 @@ class Emulator:
     def endpoint(self) -> str:
         host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host  # noqa: S104
         return f"https://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return sorted(self._rule_ids)
 
     @property
     def ca_file(self) -> Path:
@@ -271,6 +279,8 @@ class Emulator:
             return _Accepted(stream, count_rows(data))
         rows = decode_rows(data)
         check_rows(rows, stream.name, stream.columns)
+        if stream.plan == "Auxiliary":
+            check_auxiliary_rows(rows)
         return _Accepted(stream, len(rows), [msgspec.json.encode(row).decode() for row in rows])
 
     def _record(self, record: RequestRecord, accepted: _Accepted | None) -> None:
