@@ -105,7 +105,8 @@ def floor(messages: list[bytes], records: int) -> dict[str, Any]:
         for row in decoder.decode(message).rows:
             send(batchers[row.destination].add(row.body, ticket))
     for batcher in batchers.values():
-        send(batcher.close())
+        for batch in batcher.close():
+            send(batch)
     cpu = time.process_time() - started
     return {"cpu_secs": cpu, "wall_secs": cpu, "requests": len(sizes), "body_bytes": sum(sizes), "records": records}
 

@@ -21,8 +21,8 @@ import msgspec
 from ingestor.config import Config, DeadLetterConfig, KafkaSourceConfig
 from ingestor.metrics import Metrics
 from ingestor.models import Message, Position, Rejected, SourceRef, Ticket
-from ingestor.pipeline.batch import Batcher
-from ingestor.pipeline.decode import MessageDecoder
+from ingestor.pipeline.batch import batcher_for
+from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_time
 from ingestor.sinks.dead_letter import DeadLetterQueue, DeadLetterStore, FileStore, KafkaStore
 from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
@@ -34,10 +34,13 @@ _table_of = operator.attrgetter("table")
 
 
 class _Tagged(msgspec.Struct):
+    """What routing a shaped row needs: its class, and its time for an Auxiliary destination's window."""
+
     RetentionTag: Any = None
+    TimeGenerated: Any = None
 
 
-_RETENTION_TAG = msgspec.json.Decoder(_Tagged).decode
+_TAGGED = msgspec.json.Decoder(_Tagged).decode
 Track = Callable[[Position, float | None], Ticket]
 
 
@@ -65,7 +68,7 @@ class Flow:
         )
         sink = config.sink
         self.batchers = {
-            d: Batcher(d, max_request_bytes=sink.max_request_bytes, linger_secs=sink.linger_secs)
+            d: batcher_for(d, max_request_bytes=sink.max_request_bytes, linger_secs=sink.linger_secs)
             for route in self.routes.values()
             for d in route.destinations
         }
@@ -145,7 +148,7 @@ class Flow:
             result = decode(message.value, SourceRef(message.position, 0))
             ticket.pending = len(result.rows) + len(result.rejected)
             for row in result.rows:
-                if (full := batchers[row.destination].add(row.body, ticket)) is not None:
+                if (full := batchers[row.destination].add(row.body, ticket, row.window)) is not None:
                     submit(full)
             read.update(map(_table_of, result.rows))
             ticket.sealed = True
@@ -167,15 +170,21 @@ class Flow:
         """Shaped rows that skip decoding (rows the sink dead-lettered, replayed); `ticket` must be unsealed.
 
         Each goes to its table's destination for the class in its `RetentionTag`, or, for a class no longer
-        configured, where a row matching no rule's predicate goes.
+        configured, where a row matching no rule's predicate goes. A row for an Auxiliary destination goes into
+        the window of its `TimeGenerated`.
         """
         ticket.pending += len(rows)
         route = self.routes[table]
         by_tag = {d.retention_tag: d for d in route.destinations}
         for row in rows:
-            tag = _RETENTION_TAG(row).RetentionTag
+            tagged = _TAGGED(row)
+            tag = tagged.RetentionTag
             destination = by_tag.get(tag, route.fallback) if isinstance(tag, str) else route.fallback
-            self.delivery.submit(self.batchers[destination].add(row, ticket))
+            window = 0
+            if destination.auxiliary:
+                generated = tagged.TimeGenerated
+                window = auxiliary_time(generated)[1] if isinstance(generated, str) else UNKNOWN_WINDOW
+            self.delivery.submit(self.batchers[destination].add(row, ticket, window))
         self.metrics.events_read.labels(table).inc(len(rows))
 
     def _count(

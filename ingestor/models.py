@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+# Auxiliary tables refuse a request whose rows span more than 30 minutes of TimeGenerated: their rows are batched
+# by half-hour window (`epoch seconds // AUXILIARY_WINDOW_SECS`), so that every batch spans less.
+AUXILIARY_WINDOW_SECS = 1800
+
 
 class Partition(NamedTuple):
     topic: str
@@ -88,6 +92,11 @@ class Destination:
     plan: str = "Analytics"
     # Columns this destination does not send (set to null before encoding, so they are omitted).
     dropped_columns: tuple[str, ...] = ()
+    # `plan == "Auxiliary"`, kept as a field: the decoder tests it for every row.
+    auxiliary: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.auxiliary = self.plan == "Auxiliary"
 
     @property
     def label(self) -> str:
@@ -99,6 +108,9 @@ class Destination:
 class Batch:
     """Serialized rows bound for one destination, each with the ticket of the message it came from.
 
+    Rows of an Auxiliary destination also share one time window (`AUXILIARY_WINDOW_SECS`); other batches have
+    window 0.
+
     The rows live in one growing `body`, each preceded by a comma (`,row1,row2`), so that the request body is
     `[` + body[1:] + `]` and is never assembled by copying the rows again; `ends[i]` is where row i ends.
     """
@@ -108,10 +120,13 @@ class Batch:
     ends: list[int] = field(default_factory=list)
     tickets: list[Ticket] = field(default_factory=list)
     opened_at: float = 0.0
+    window: int = 0
 
     @classmethod
-    def of(cls, destination: Destination, rows: list[bytes], tickets: list[Ticket], opened_at: float = 0.0) -> Batch:
-        batch = cls(destination, tickets=tickets, opened_at=opened_at)
+    def of(
+        cls, destination: Destination, rows: list[bytes], tickets: list[Ticket], opened_at: float = 0.0, window: int = 0
+    ) -> Batch:
+        batch = cls(destination, tickets=tickets, opened_at=opened_at, window=window)
         for row in rows:
             batch.body += b","
             batch.body += row
@@ -135,9 +150,9 @@ class Batch:
     def split(self, at: int) -> tuple[Batch, Batch]:
         """Two batches: rows before `at` and rows from `at` on."""
         cut = self.ends[at - 1]
-        head = Batch(self.destination, self.body[:cut], self.ends[:at], self.tickets[:at], self.opened_at)
+        head = Batch(self.destination, self.body[:cut], self.ends[:at], self.tickets[:at], self.opened_at, self.window)
         tail_ends = [end - cut for end in self.ends[at:]]
-        tail = Batch(self.destination, self.body[cut:], tail_ends, self.tickets[at:], self.opened_at)
+        tail = Batch(self.destination, self.body[cut:], tail_ends, self.tickets[at:], self.opened_at, self.window)
         return head, tail
 
     def prepend(self, other: Batch) -> None:

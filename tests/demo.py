@@ -1,9 +1,11 @@
 """`make demo`: the main job end to end on local real parts, then what landed per table.
 
-Starts the Tansu broker and the HTTPS Logs Ingestion emulator, generates realistic traffic for all ten tables
+Starts the Tansu broker, provisions the README's retention example (`ingestor provision`) and starts the HTTPS
+Logs Ingestion emulator on the DCRs of the template it wrote, generates realistic traffic for all ten tables
 (with a little bad input), runs `ingestor run` until everything is consumed and committed, stops it with
-SIGTERM, and prints rows landed, rows dead-lettered, raw and compressed bytes and requests per table.
-Everything it writes stays in ./demo-output.
+SIGTERM, and prints rows landed, rows dead-lettered, raw and compressed bytes and requests per table, then rows,
+billed bytes and projected GB per month per table and retention class. Everything it writes stays in
+./demo-output.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from realparts import (
     ingestor_config,
     metric_total,
     produce,
+    provisioned_emulator,
     wait_for,
 )
 
@@ -29,6 +32,20 @@ OUT = Path("demo-output").resolve()
 RECORDS = 50_000
 PARTITIONS = 4
 TOPIC, GROUP = "defender", "defender-ingestor"
+# The README's worked example: high-volume network and file events to a long, cheap class, the rest in Analytics.
+RETENTION = {
+    "default_class": "hot",
+    "classes": {
+        "hot": {"plan": "Analytics", "retention_days": 90, "total_retention_days": 365},
+        "archive": {"plan": "Auxiliary", "total_retention_days": 1095},
+    },
+    "rules": [
+        {"tables": ["DeviceNetworkEvents"], "when": {"column": "ActionType", "equals": "ConnectionFailed"},
+         "class": "hot"},
+        {"tables": ["DeviceNetworkEvents", "DeviceFileEvents"], "class": "archive"},
+    ],
+}  # fmt: skip
+SECONDS_PER_MONTH = 30 * 86_400
 
 
 def main() -> int:
@@ -36,16 +53,19 @@ def main() -> int:
     OUT.mkdir()
     print(f"demo: working in {OUT}")
     broker = BrokerProcess(OUT)
-    emulator = EmulatorProcess(OUT / "emulator")
     try:
-        return run(broker, emulator)
+        emulator, provisioned = provisioned_emulator(OUT, RETENTION)
+        try:
+            return run(broker, emulator, provisioned)
+        finally:
+            emulator.stop()
     finally:
-        emulator.stop()
         broker.stop()
 
 
-def run(broker: BrokerProcess, emulator: EmulatorProcess) -> int:
-    print(f"demo: broker on {broker.bootstrap}, Logs Ingestion emulator on {emulator.endpoint}")
+def run(broker: BrokerProcess, emulator: EmulatorProcess, provisioned: dict) -> int:  # type: ignore[type-arg]
+    print(f"demo: provisioned {OUT / 'deploy'}/azuredeploy.json and ingestor.yaml (`ingestor provision`)")
+    print(f"demo: broker on {broker.bootstrap}, Logs Ingestion emulator on {emulator.endpoint} serving its DCRs")
     generator = TrafficGenerator(seed=1, invalid_rate=0.005)
     messages = list(generator.messages(records=RECORDS))
     manifest = generator.manifest
@@ -55,6 +75,8 @@ def run(broker: BrokerProcess, emulator: EmulatorProcess) -> int:
         f"messages; {manifest.dead_letter_records} are bad on purpose, {manifest.skipped} of a table we skip"
     )
     config = ingestor_config(OUT, broker.bootstrap, emulator, topic=TOPIC, group=GROUP, sink__linger_secs=1.0)
+    config["sink"] |= {key: provisioned["sink"][key] for key in ("endpoint", "rule_id")}
+    config["retention"] = provisioned["retention"]
     started = time.monotonic()
     ingestor = IngestorProcess(OUT, config)
     print(f"demo: ingestor running (metrics on http://127.0.0.1:{ingestor.port}/metrics, log {ingestor.log_path})")
@@ -71,6 +93,7 @@ def run(broker: BrokerProcess, emulator: EmulatorProcess) -> int:
     code = ingestor.terminate()
     print(f"demo: consumed and committed everything in {elapsed:.1f}s; SIGTERM -> exit code {code}\n")
     report(samples, emulator)
+    report_classes(samples, elapsed)
     read = metric_total(samples, "ingestor_read_events_total")
     settled = sum(
         metric_total(samples, name)
@@ -85,24 +108,36 @@ def run(broker: BrokerProcess, emulator: EmulatorProcess) -> int:
     return 0 if code == 0 and read == settled == manifest.records else 1
 
 
+def destinations(samples: dict) -> dict[tuple[str, str], str]:  # type: ignore[type-arg]
+    """(table, retention tag) -> destination table, for every destination that accepted rows."""
+    found = {}
+    for (name, labels), _ in samples.items():
+        if name == "ingestor_accepted_events_total":
+            label = dict(labels)
+            found[(label["table"], label["retention_tag"])] = label["destination"]
+    return dict(sorted(found.items()))
+
+
 def report(samples: dict, emulator: EmulatorProcess) -> None:  # type: ignore[type-arg]
     requests = dict(emulator.query("SELECT stream, count(*) FROM requests WHERE status = 204 GROUP BY stream"))
     landed = emulator.counts()
+    by_table: dict[str, list[str]] = {}
+    for (table, _tag), destination in destinations(samples).items():
+        by_table.setdefault(table, []).append(destination)
     header = (
         f"{'table':<28}{'landed':>10}{'dead-lettered':>15}{'raw MB':>10}{'gzip MB':>10}{'ratio':>8}{'requests':>10}"
     )
     print(header)
     print("-" * len(header))
     totals = [0.0] * 5
-    tables = sorted({t for (n, labels), _ in samples.items() for k, t in labels if k == "table"} - {"unknown"})
-    for table in [*tables, "unknown"]:
-        dest = f"{table}_CL"
+    for table in [*sorted(by_table), "unknown"]:
+        dests = by_table.get(table, [])
         row = [
-            landed.get(dest, 0),
+            sum(landed.get(d, 0) for d in dests),
             metric_total(samples, "ingestor_dead_lettered_events_total", table=table),
             metric_total(samples, "ingestor_raw_bytes_total", table=table) / 1e6,
-            metric_total(samples, "ingestor_compressed_bytes_total", destination=dest) / 1e6,
-            requests.get(f"Custom-{dest}", 0),
+            sum(metric_total(samples, "ingestor_compressed_bytes_total", destination=d) for d in dests) / 1e6,
+            sum(requests.get(f"Custom-{d}", 0) for d in dests),
         ]
         if table == "unknown" and not row[1]:
             continue
@@ -115,6 +150,24 @@ def report(samples: dict, emulator: EmulatorProcess) -> None:  # type: ignore[ty
         f"{'total':<28}{totals[0]:>10,.0f}{totals[1]:>15,.0f}{totals[2]:>10.2f}{totals[3]:>10.2f}{ratio:>8}"
         f"{totals[4]:>10,.0f}"
     )
+
+
+def report_classes(samples: dict, elapsed: float) -> None:  # type: ignore[type-arg]
+    """Rows and billed (uncompressed) bytes per table and retention class, projected to a month at this rate."""
+    plans = {name: spec["plan"] for name, spec in RETENTION["classes"].items()}  # type: ignore[attr-defined]
+    header = f"{'table':<28}{'class':<10}{'plan':<11}{'destination':<32}{'rows':>9}{'raw MB':>9}{'GB/month':>10}"
+    print(f"\nvolume by retention class (GB per month at the rate observed over {elapsed:.1f}s)")
+    print(header)
+    print("-" * len(header))
+    by_plan: dict[str, float] = {}
+    for (table, tag), destination in destinations(samples).items():
+        rows = metric_total(samples, "ingestor_accepted_events_total", table=table, retention_tag=tag)
+        raw = metric_total(samples, "ingestor_raw_bytes_total", table=table, retention_tag=tag)
+        monthly = raw / elapsed * SECONDS_PER_MONTH / 1e9
+        by_plan[plans[tag]] = by_plan.get(plans[tag], 0.0) + monthly
+        print(f"{table:<28}{tag:<10}{plans[tag]:<11}{destination:<32}{rows:>9,.0f}{raw / 1e6:>9.2f}{monthly:>10,.1f}")
+    print("-" * len(header))
+    print("projected GB per month by plan: " + ", ".join(f"{plan} {gb:,.1f}" for plan, gb in sorted(by_plan.items())))
 
 
 if __name__ == "__main__":

@@ -194,6 +194,30 @@ class EmulatorProcess:
         self._log.close()
 
 
+def provisioned_emulator(directory: Path, retention: dict[str, Any]) -> tuple[EmulatorProcess, dict[str, Any]]:
+    """Run `ingestor provision` for `retention`, start the emulator on the template it wrote, and resolve the
+    deployment outputs; returns the emulator and the `sink` + `retention` settings of the resolved config."""
+    deploy = directory / "deploy"
+    base = {
+        "source": {"bootstrap_servers": ["127.0.0.1:9"], "topics": ["t"], "group_id": "g"},
+        "sink": {"endpoint": "https://pending.invalid", "rule_id": "dcr-" + "0" * 32},
+        "dead_letter": {"path": str(directory / "dead-letter")},
+        "retention": retention,
+    }
+    base_path = directory / "provision-input.yaml"
+    base_path.write_text(yaml.safe_dump(base))
+    command = ingestor_command("provision", "--config", str(base_path), "--out", str(deploy))
+    subprocess.run(command, check=True, capture_output=True)
+    emulator = EmulatorProcess(directory / "emulator", "--template", str(deploy / "azuredeploy.json"))
+    try:
+        subprocess.run([*command, "--outputs", emulator.info["outputs_file"]], check=True, capture_output=True)
+    except BaseException:
+        emulator.stop()
+        raise
+    resolved = yaml.safe_load((deploy / "ingestor.yaml").read_text())
+    return emulator, {"sink": resolved["sink"], "retention": resolved["retention"]}
+
+
 def ingestor_config(
     tmp: Path, bootstrap: str, emulator: EmulatorProcess, *, topic: str, group: str, **overrides: Any
 ) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import yaml
 from realparts import (
-    EmulatorProcess,
     IngestorProcess,
     ingestor_command,
     ingestor_config,
     produce,
+    provisioned_emulator,
     unique_names,
     wait_for,
 )
@@ -311,29 +311,13 @@ def test_ingestor_writes_exactly_what_the_template_declares(kafka_bootstrap: str
     messages = list(generator.messages(records=6_000))
     per_partition = produce(kafka_bootstrap, topic, messages, partitions=4)
     manifest = generator.manifest
-    deploy = tmp_path / "deploy"
-    placeholder = {"endpoint": "https://pending.example", "rule_id": "dcr-" + "0" * 32}
-    base = {
-        "source": {"bootstrap_servers": [kafka_bootstrap], "topics": [topic], "group_id": group},
-        "sink": placeholder,
-        "dead_letter": {"path": str(tmp_path / "dead-letter")},
-        "retention": ARCHIVE_EXAMPLE,
-    }
-    base_path = tmp_path / "base.yaml"
-    base_path.write_text(yaml.safe_dump(base))
-    provision_command = ingestor_command("provision", "--config", str(base_path), "--out", str(deploy))
-    subprocess.run(provision_command, check=True, capture_output=True)
-    emulator = EmulatorProcess(tmp_path / "emulator", "--template", str(deploy / "azuredeploy.json"))
+    emulator, provisioned = provisioned_emulator(tmp_path, ARCHIVE_EXAMPLE)
     try:
-        outputs = emulator.info["outputs_file"]
-        subprocess.run([*provision_command, "--outputs", outputs], check=True, capture_output=True)
-        resolved = yaml.safe_load((deploy / "ingestor.yaml").read_text())
-        local = ingestor_config(tmp_path, kafka_bootstrap, emulator, topic=topic, group=group)
-        resolved["sink"] |= {k: v for k, v in local["sink"].items() if k not in ("endpoint", "rule_id")}
-        resolved["source"] = local["source"]
-        resolved["metrics"] = local["metrics"]
-        assert resolved["sink"]["endpoint"] == emulator.endpoint
-        ingestor = IngestorProcess(tmp_path, resolved)
+        config = ingestor_config(tmp_path, kafka_bootstrap, emulator, topic=topic, group=group)
+        config["sink"] |= {key: provisioned["sink"][key] for key in ("endpoint", "rule_id")}
+        config["retention"] = provisioned["retention"]
+        assert config["sink"]["endpoint"] == emulator.endpoint
+        ingestor = IngestorProcess(tmp_path, config)
         try:
             wait_for(
                 lambda: all(
@@ -351,7 +335,7 @@ def test_ingestor_writes_exactly_what_the_template_declares(kafka_bootstrap: str
         valid = sum(manifest.valid.values())
         landed = emulator.counts()
         assert sum(landed.values()) == valid
-        template_tables = set(tables_of(json.loads((deploy / "azuredeploy.json").read_text())))
+        template_tables = set(tables_of(json.loads((tmp_path / "deploy" / "azuredeploy.json").read_text())))
         assert set(landed) <= template_tables
         assert {
             "DeviceNetworkEvents_archive_CL",

@@ -173,6 +173,10 @@ async def test_replayed_shaped_rows_go_back_to_the_destination_of_their_tag(tmp_
     ticket = Ticket(Position("replay", 0, 0), 0.0)
     rows = [b'{"RetentionTag":"archive","x":1}', b'{"RetentionTag":"hot","x":2}', b'{"RetentionTag":"gone","x":3}']
     flow.process_rows("DeviceNetworkEvents", rows, ticket)
-    open_rows = {d.retention_tag: b._batch.rows for d, b in flow.batchers.items() if b.open_bytes}
+    open_rows = {
+        d.retention_tag: [row for batch in batcher.open_batches for row in batch.rows]
+        for d, batcher in flow.batchers.items()
+        if batcher.open_bytes
+    }
     # An unknown tag (a class since removed) goes where a row matching no predicate goes: here `archive`.
     assert open_rows == {"archive": [rows[0], rows[2]], "hot": [rows[1]]}

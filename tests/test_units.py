@@ -67,15 +67,15 @@ def test_batcher_linger_and_requeue() -> None:
     ticket = OffsetTracker().track(Position("t", 0, 0))
     assert batcher.add(b"{}", ticket) is None
     opened = batcher._batch.opened_at
-    assert batcher.due(opened + 0.5) is None
-    batch = batcher.due(opened + 1.0)
-    assert batch is not None and batch.rows == [b"{}"] and batcher.open_bytes == 0
+    assert batcher.due(opened + 0.5) == []
+    (batch,) = batcher.due(opened + 1.0)
+    assert batch.rows == [b"{}"] and batcher.open_bytes == 0
     head, tail = Batch.of(DEST, [b"1", b"22", b"333"], [ticket] * 3).split(1)
     assert (head.rows, head.raw_bytes, tail.rows, tail.raw_bytes) == ([b"1"], 2, [b"22", b"333"], 7)
     batcher.add(b"4444", ticket)
     assert batcher.requeue(tail) is None
-    merged = batcher.close()
-    assert merged is not None and merged.rows == [b"22", b"333", b"4444"] and merged.tickets == [ticket] * 3
+    (merged,) = batcher.close()
+    assert merged.rows == [b"22", b"333", b"4444"] and merged.tickets == [ticket] * 3
     assert gunzip(gzip_array(merged.body)) == b"[22,333,4444]" and merged.raw_bytes == 12
 
 

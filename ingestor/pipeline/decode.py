@@ -5,6 +5,10 @@ ends in exactly one of: a shaped row (serialized once, ready to batch), a Reject
 skip (unknown category). Hot path: the whole message is decoded typed (route + validate) in one msgspec pass; if
 anything in it fails, it is split into raw records and each is decoded alone, and a record that fails is decoded
 again to explain why.
+
+A row bound for an Auxiliary table gets TimeGenerated in the form that plan demands (UTC, exactly six fractional
+digits) and the half-hour window of that time, which its batcher keeps each batch within; its dynamic columns
+go as JSON text, since Auxiliary tables have no dynamic type (`ingestor provision` declares them string).
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from ingestor.models import Destination, Rejected, SourceRef
+from ingestor.models import AUXILIARY_WINDOW_SECS, Destination, Rejected, SourceRef
 from ingestor.pipeline.codec import Envelope, GenericRecord, TableCodec, is_datetime, record_union
 from ingestor.retention import TableRoute
 from ingestor.tables import CATEGORY_PREFIX, TableSchema, default_stream_name, default_table_name
@@ -29,12 +34,16 @@ _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _AT_PATH = re.compile(r"at `\$\.?(?:properties\.)?([^`\[]*)")
 MAX_SKIP_LABELS = 32
+# The window of an Auxiliary row whose Timestamp has the format but is no time (February 30th, year 0).
+UNKNOWN_WINDOW = -1
 
 
 @dataclass(slots=True)
 class DecodedRow:
     destination: Destination
     body: bytes
+    # Half-hour window of TimeGenerated for an Auxiliary destination (see `auxiliary_time`), else 0.
+    window: int = 0
 
     @property
     def table(self) -> str:
@@ -152,23 +161,30 @@ class MessageDecoder:
         row = record.properties
         route = self._routes[codec.table]
         destination = route.fixed or route(row)
-        row.TimeGenerated = row.Timestamp
+        window = 0
+        if destination.auxiliary:
+            row.TimeGenerated, window = auxiliary_time(row.Timestamp)
+        else:
+            row.TimeGenerated = row.Timestamp
         row.SourceTenantId = record.tenantId
         row.RetentionTag = destination.retention_tag
         for name in destination.dropped_columns:
             setattr(row, name, None)
+        auxiliary = destination.auxiliary
         for name in codec.dynamic_columns:
             value = getattr(row, name)
             if value.__class__ is str:
                 if len(value) > codec.max_string_chars:
                     value = self._truncated(value, codec.table, result)
-                setattr(row, name, _parse_dynamic(value))
+                setattr(row, name, value if auxiliary else _parse_dynamic(value))
+            elif auxiliary and value is not None:
+                setattr(row, name, self._encode(value).decode())
         if codec.learned:
             for name, column in codec.learned.items():
                 if getattr(row, name) is not None:
                     result.unknown_columns[(codec.table, column)] += 1
                     setattr(row, name, None)
-        return DecodedRow(destination, self._encode(row))
+        return DecodedRow(destination, self._encode(row), window)
 
     # -- records that failed the typed decode: explain each failure ---------------------------------------
 
@@ -271,6 +287,20 @@ class MessageDecoder:
         return codec.table if codec else None
 
 
+def auxiliary_time(timestamp: str) -> tuple[str, int]:
+    """TimeGenerated as Auxiliary tables take it (UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`) and its half-hour window.
+
+    `timestamp` has the datetime format (0-7 fractional digits; a seventh is cut). One that is no time stays as
+    it is, in UNKNOWN_WINDOW, for the service to judge.
+    """
+    try:
+        moment = datetime.fromisoformat(timestamp).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return timestamp, UNKNOWN_WINDOW
+    text = moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return text, int(moment.timestamp() // AUXILIARY_WINDOW_SECS)
+
+
 def _split_message(value: bytes, decode_envelope: Callable[[bytes], Envelope]) -> list[bytes] | Rejected:
     """Records of a message: the envelope's array elements, or its non-empty lines."""
     try:
@@ -322,4 +352,4 @@ def _classify(message: str, schema: TableSchema) -> tuple[str, str]:
     return "invalid_value", message
 
 
-__all__ = ["DecodeResult", "DecodedRow", "MessageDecoder"]
+__all__ = ["UNKNOWN_WINDOW", "DecodeResult", "DecodedRow", "MessageDecoder", "auxiliary_time"]

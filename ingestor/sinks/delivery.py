@@ -13,13 +13,14 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Mapping
 
 from ingestor.commit import settle
 from ingestor.config import LogsIngestionSinkConfig
 from ingestor.errors import UploadError
 from ingestor.metrics import Metrics
 from ingestor.models import Batch, Destination, Rejected, SourceRef
-from ingestor.pipeline.batch import FILL_TARGET, Batcher
+from ingestor.pipeline.batch import FILL_TARGET, BaseBatcher
 from ingestor.pipeline.compress import gzip_array
 from ingestor.sinks.dead_letter import DeadLetterQueue
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
@@ -70,7 +71,7 @@ class Delivery:
         self,
         config: LogsIngestionSinkConfig,
         sink: LogsIngestionSink,
-        batchers: dict[Destination, Batcher],
+        batchers: Mapping[Destination, BaseBatcher],
         dead_letter: DeadLetterQueue,
         metrics: Metrics,
     ) -> None:
@@ -106,11 +107,13 @@ class Delivery:
 
     def flush_due(self, now: float) -> None:
         for batcher in self._batchers.values():
-            self.submit(batcher.due(now))
+            for batch in batcher.due(now):
+                self.submit(batch)
 
     def flush_all(self) -> None:
         for batcher in self._batchers.values():
-            self.submit(batcher.close())
+            for batch in batcher.close():
+                self.submit(batch)
 
     async def drain(self) -> None:
         """Flush every open batch and wait until all rows are settled (rows put back after a trim included)."""
@@ -157,7 +160,7 @@ class Delivery:
         return payload
 
     def _trim(self, batch: Batch, payload: bytes, pending: list[Batch]) -> None:
-        """The estimate overshot: send what fits, put the rest back into the open batch."""
+        """The estimate overshot: send what fits, put the rest back into the open batch of its window."""
         if len(batch) == 1:
             detail = f"row is {len(payload)} bytes compressed; a request may carry {self._config.max_request_bytes}"
             self._reject(batch, "oversized_row", detail)
