@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from realparts import (
@@ -93,7 +94,7 @@ def run(broker: BrokerProcess, emulator: EmulatorProcess, provisioned: dict) -> 
     code = ingestor.terminate()
     print(f"demo: consumed and committed everything in {elapsed:.1f}s; SIGTERM -> exit code {code}\n")
     report(samples, emulator)
-    report_classes(samples, elapsed)
+    report_classes(samples, event_time_span(emulator))
     read = metric_total(samples, "ingestor_read_events_total")
     settled = sum(
         metric_total(samples, name)
@@ -152,18 +153,25 @@ def report(samples: dict, emulator: EmulatorProcess) -> None:  # type: ignore[ty
     )
 
 
-def report_classes(samples: dict, elapsed: float) -> None:  # type: ignore[type-arg]
-    """Rows and billed (uncompressed) bytes per table and retention class, projected to a month at this rate."""
+def event_time_span(emulator: EmulatorProcess) -> float:
+    """Seconds of event time (`Timestamp`) the landed rows cover: the traffic's own rate, not the backlog's."""
+    stamps = [datetime.fromisoformat(t) for (t,) in emulator.query("SELECT json_extract(row, '$.Timestamp') FROM rows")]
+    return (max(stamps) - min(stamps)).total_seconds()
+
+
+def report_classes(samples: dict, seconds: float) -> None:  # type: ignore[type-arg]
+    """Rows and billed (uncompressed) bytes per table and retention class, projected to a month at the rate of
+    the traffic (its rows over the event time they cover)."""
     plans = {name: spec["plan"] for name, spec in RETENTION["classes"].items()}  # type: ignore[attr-defined]
     header = f"{'table':<28}{'class':<10}{'plan':<11}{'destination':<32}{'rows':>9}{'raw MB':>9}{'GB/month':>10}"
-    print(f"\nvolume by retention class (GB per month at the rate observed over {elapsed:.1f}s)")
+    print(f"\nvolume by retention class; GB per month at the traffic's rate ({seconds / 3600:.1f} h of event time)")
     print(header)
     print("-" * len(header))
     by_plan: dict[str, float] = {}
     for (table, tag), destination in destinations(samples).items():
         rows = metric_total(samples, "ingestor_accepted_events_total", table=table, retention_tag=tag)
         raw = metric_total(samples, "ingestor_raw_bytes_total", table=table, retention_tag=tag)
-        monthly = raw / elapsed * SECONDS_PER_MONTH / 1e9
+        monthly = raw / seconds * SECONDS_PER_MONTH / 1e9
         by_plan[plans[tag]] = by_plan.get(plans[tag], 0.0) + monthly
         print(f"{table:<28}{tag:<10}{plans[tag]:<11}{destination:<32}{rows:>9,.0f}{raw / 1e6:>9.2f}{monthly:>10,.1f}")
     print("-" * len(header))
