@@ -310,17 +310,20 @@ def check_template(template: dict[str, Any]) -> list[str]:
     problems = [p for name, properties in tables.items() for p in _check_table(name, properties)]
     for rule in rules:
         problems.extend(_check_rule(rule, tables))
-    assigned = {
-        r["dependsOn"][0]
+    # A role assignment names its DCR in `scope`; the role must be Monitoring Metrics Publisher.
+    publisher = MONITORING_METRICS_PUBLISHER in template.get("variables", {}).get("publisherRole", "")
+    scopes = {
+        r["scope"]
         for r in resources
         if r["type"] == "Microsoft.Authorization/roleAssignments"
-        and MONITORING_METRICS_PUBLISHER in template["variables"]["publisherRole"]
+        and publisher
         and r["properties"]["roleDefinitionId"] == "[variables('publisherRole')]"
     }
-    for rule in rules:
-        rule_ref = f"[resourceId('Microsoft.Insights/dataCollectionRules', {rule['name'][1:-1]})]"
-        if rule_ref not in assigned:
-            problems.append(f"DCR {rule['tags'][DCR_KEY_TAG]}: no Monitoring Metrics Publisher role assignment")
+    problems.extend(
+        f"DCR {rule['tags'][DCR_KEY_TAG]}: no Monitoring Metrics Publisher role assignment"
+        for rule in rules
+        if f"[format('Microsoft.Insights/dataCollectionRules/{{0}}', {rule['name'][1:-1]})]" not in scopes
+    )
     for function in (r for r in resources if r["type"] == "Microsoft.OperationalInsights/workspaces/savedSearches"):
         query = function["properties"]["query"]
         unknown = [t for t in re.findall(r"\b\w+_CL\b", query) if t not in tables]

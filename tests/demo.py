@@ -24,7 +24,7 @@ from realparts import (
     metric_total,
     produce,
     provisioned_emulator,
-    wait_for,
+    use_provisioned,
 )
 
 from ingestor.generate import TrafficGenerator
@@ -76,19 +76,11 @@ def run(broker: BrokerProcess, emulator: EmulatorProcess, provisioned: dict) -> 
         f"messages; {manifest.dead_letter_records} are bad on purpose, {manifest.skipped} of a table we skip"
     )
     config = ingestor_config(OUT, broker.bootstrap, emulator, topic=TOPIC, group=GROUP, sink__linger_secs=1.0)
-    config["sink"] |= {key: provisioned["sink"][key] for key in ("endpoint", "rule_id")}
-    config["retention"] = provisioned["retention"]
+    use_provisioned(config, provisioned)
     started = time.monotonic()
     ingestor = IngestorProcess(OUT, config)
     print(f"demo: ingestor running (metrics on http://127.0.0.1:{ingestor.port}/metrics, log {ingestor.log_path})")
-    wait_for(
-        lambda: all(
-            ingestor.total("ingestor_committed_offset", topic=TOPIC, partition=str(p)) == n
-            for p, n in per_partition.items()
-        ),
-        timeout=300,
-        what="every message committed",
-    )
+    ingestor.wait_committed(TOPIC, per_partition, timeout=300)
     elapsed = time.monotonic() - started
     samples = ingestor.metrics()
     code = ingestor.terminate()

@@ -218,6 +218,13 @@ def provisioned_emulator(directory: Path, retention: dict[str, Any]) -> tuple[Em
     return emulator, {"sink": resolved["sink"], "retention": resolved["retention"]}
 
 
+def use_provisioned(config: dict[str, Any], provisioned: dict[str, Any]) -> dict[str, Any]:
+    """`config` (from `ingestor_config`) writing to the provisioned endpoint, DCRs and destinations."""
+    config["sink"] |= {key: provisioned["sink"][key] for key in ("endpoint", "rule_id")}
+    config["retention"] = provisioned["retention"]
+    return config
+
+
 def ingestor_config(
     tmp: Path, bootstrap: str, emulator: EmulatorProcess, *, topic: str, group: str, **overrides: Any
 ) -> dict[str, Any]:
@@ -314,6 +321,17 @@ class IngestorProcess:
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    def wait_committed(self, topic: str, per_partition: dict[int, int], *, timeout: float = 60.0) -> None:
+        """Until the committed offset of every partition of `topic` is its message count."""
+        wait_for(
+            lambda: all(
+                self.total("ingestor_committed_offset", topic=topic, partition=str(p)) == n
+                for p, n in per_partition.items()
+            ),
+            timeout=timeout,
+            what="offsets committed for every message",
+        )
 
     def terminate(self, timeout: float = 60) -> int:
         self.process.send_signal(signal.SIGTERM)

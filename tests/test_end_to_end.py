@@ -104,13 +104,7 @@ def test_pipeline_lands_every_valid_row_dead_letters_the_rest_and_commits(
     ingestor = IngestorProcess(tmp_path, ingestor_config(tmp_path, kafka_bootstrap, emulator, topic=topic, group=group))
     try:
         wait_for(lambda: ingestor.total("ingestor_read_events_total") == manifest.records, what="all records read")
-        wait_for(
-            lambda: all(
-                ingestor.total("ingestor_committed_offset", topic=topic, partition=str(p)) == n
-                for p, n in per_partition.items()
-            ),
-            what="offsets committed for every message",
-        )
+        ingestor.wait_committed(topic, per_partition)
         assert ingestor.get("/readyz")[0] == 200 and ingestor.get("/healthz") == (200, "ok\n")
         metrics_text = ingestor.get("/metrics")[1]
     finally:

@@ -20,7 +20,7 @@ from realparts import (
     produce,
     provisioned_emulator,
     unique_names,
-    wait_for,
+    use_provisioned,
 )
 from test_retention import WORKED_EXAMPLE, config_doc
 
@@ -314,19 +314,11 @@ def test_ingestor_writes_exactly_what_the_template_declares(kafka_bootstrap: str
     emulator, provisioned = provisioned_emulator(tmp_path, ARCHIVE_EXAMPLE)
     try:
         config = ingestor_config(tmp_path, kafka_bootstrap, emulator, topic=topic, group=group)
-        config["sink"] |= {key: provisioned["sink"][key] for key in ("endpoint", "rule_id")}
-        config["retention"] = provisioned["retention"]
+        use_provisioned(config, provisioned)
         assert config["sink"]["endpoint"] == emulator.endpoint
         ingestor = IngestorProcess(tmp_path, config)
         try:
-            wait_for(
-                lambda: all(
-                    ingestor.total("ingestor_committed_offset", topic=topic, partition=str(p)) == n
-                    for p, n in per_partition.items()
-                ),
-                timeout=180,
-                what="every message committed",
-            )
+            ingestor.wait_committed(topic, per_partition, timeout=180)
             samples = ingestor.metrics()
         finally:
             assert ingestor.terminate() == 0
