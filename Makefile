@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck format schemas lock bench bench-outage clean
+.PHONY: help install demo test unit lint typecheck format schemas lock bench bench-outage bench-retention clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench: install ## floor, baseline and ingestor on the same input; results in ben
 
 bench-outage: install ## a 3-minute sink outage under full input: peak RSS and catch-up time
 	$(BIN)/python benchmarks/outage.py
+
+bench-retention: install ## hot-path cost of retention classes: one class vs rules by table vs predicate + Auxiliary
+	$(BIN)/python benchmarks/retention.py $(BENCH_ARGS)
 
 clean: ## remove the venv and generated output
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,8 @@ OUT = Path("demo-output").resolve()
 RECORDS = 50_000
 PARTITIONS = 4
 TOPIC, GROUP = "defender", "defender-ingestor"
-# The README's worked example: high-volume network and file events to a long, cheap class, the rest in Analytics.
+# The README's worked example (Retention classes and provisioning): high-volume network and file events to a
+# long, cheap class, the rest in Analytics.
 RETENTION = {
     "default_class": "hot",
     "classes": {
@@ -45,6 +46,13 @@ RETENTION = {
          "class": "hot"},
         {"tables": ["DeviceNetworkEvents", "DeviceFileEvents"], "class": "archive"},
     ],
+    "destinations": {
+        "DeviceFileEvents": {"archive": {"drop_columns": [
+            f"InitiatingProcessVersionInfo{name}"
+            for name in ("CompanyName", "ProductName", "ProductVersion", "InternalFileName", "OriginalFileName",
+                         "FileDescription")
+        ]}},
+    },
 }  # fmt: skip
 SECONDS_PER_MONTH = 30 * 86_400
 

@@ -82,6 +82,9 @@ def wait_committed(bootstrap: str, topic: str, group: str, per_partition: dict[i
     )
 
 
+# Each of the 20 lives waits about 11 s for its partitions (the group drops the killed member only after its
+# 6 s session timeout, and Tansu delays a join by half of it); with the final catch-up the test takes 5-6 min.
+@pytest.mark.timeout(600)
 def test_sigkill_at_random_moments_under_load_loses_no_row(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
