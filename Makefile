@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck format schemas lock bench bench-outage bench-retention clean
+.PHONY: help install demo test unit lint typecheck format schemas lock bench bench-outage bench-retention helm-docs clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,15 +34,15 @@ unit: install ## tests without the end-to-end and fault ones
 	$(BIN)/pytest -p no:cacheprovider -q --ignore=tests/test_end_to_end.py --ignore=tests/test_faults.py $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check + format check
-	$(BIN)/ruff check ingestor tests benchmarks schemas
-	$(BIN)/ruff format --check ingestor tests benchmarks schemas
+	$(BIN)/ruff check ingestor tests benchmarks schemas helm
+	$(BIN)/ruff format --check ingestor tests benchmarks schemas helm
 
 typecheck: $(STAMP) ## mypy --strict on ingestor/
 	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix ingestor tests benchmarks schemas
-	$(BIN)/ruff format ingestor tests benchmarks schemas
+	$(BIN)/ruff check --fix ingestor tests benchmarks schemas helm
+	$(BIN)/ruff format ingestor tests benchmarks schemas helm
 
 schemas: ## re-derive schemas/*.json from schemas/source/device-tables.json
 	$(PYTHON) schemas/derive.py
@@ -58,6 +58,9 @@ bench-outage: install ## a 3-minute sink outage under full input: peak RSS and c
 
 bench-retention: install ## hot-path cost of retention classes: one class vs rules by table vs predicate + Auxiliary
 	$(BIN)/python benchmarks/retention.py $(BENCH_ARGS)
+
+helm-docs: $(STAMP) ## write helm/ingestor/README.md from the comments in values.yaml
+	$(BIN)/python helm/readme.py
 
 clean: ## remove the venv and generated output
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
