@@ -1,11 +1,15 @@
 """The Helm chart, rendered and linted with the real Helm library (helm-python-sdk) for the default values and every
-`ci/*-values.yaml` scenario: manifests valid for Kubernetes (kubernetes-validate, strict), the configuration in the
-ConfigMap accepted by `ingestor check-config`, the security and scaling rules a review would ask for.
+`ci/*-values.yaml` scenario: built-in kinds valid for Kubernetes (kubernetes-validate, strict), custom resources
+valid for their CRDs (the kubernetes-models validators generated from the Prometheus Operator and KEDA CRDs, run
+with Node.js from `tests/crd-validate`), the configuration in the ConfigMap accepted by `ingestor check-config`,
+and the security and scaling rules a review would ask for.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +55,43 @@ def test_every_manifest_validates_strictly(scenario: str) -> None:
             continue
         kubernetes_validate.validate(obj, KUBERNETES, strict=True)
     assert not of_kind(objects, "Secret"), "the chart never renders secrets"
+
+
+CRD_VALIDATOR = Path(__file__).resolve().parent / "crd-validate"
+
+
+@pytest.fixture(scope="module")
+def validate_custom() -> Any:
+    """A function validating custom resources against their CRD schemas; installs the validator's npm packages."""
+    npm = shutil.which("npm")
+    assert npm, "npm (Node.js) is needed to validate the chart's custom resources"
+    if not (CRD_VALIDATOR / "node_modules" / ".package-lock.json").is_file():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=CRD_VALIDATOR, check=True, capture_output=True)
+
+    def validate(objects: list[dict[str, Any]]) -> list[dict[str, str]]:
+        done = subprocess.run(
+            ["node", "validate.mjs"], cwd=CRD_VALIDATOR, input=json.dumps(objects), capture_output=True, text=True
+        )
+        assert done.returncode in (0, 1), done.stderr
+        problems: list[dict[str, str]] = json.loads(done.stdout)
+        return problems
+
+    return validate
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_custom_resources_validate_against_their_crds(scenario: str, validate_custom: Any) -> None:
+    custom = [o for o in manifests(SCENARIOS[scenario]) if o["kind"] in CUSTOM_KINDS]
+    assert validate_custom(custom) == []
+
+
+def test_crd_validation_catches_a_bad_custom_resource(validate_custom: Any) -> None:
+    (scaler,) = of_kind(manifests(SCENARIOS["keda"]), "ScaledObject")
+    scaler["spec"]["maxReplicaCount"] = "eight"
+    (monitor,) = of_kind(manifests(SCENARIOS["servicemonitor"]), "ServiceMonitor")
+    monitor["spec"]["endpoints"] = {"port": "metrics"}
+    problems = validate_custom([scaler, monitor])
+    assert [p["kind"] for p in problems] == ["keda.sh/v1alpha1/ScaledObject", "monitoring.coreos.com/v1/ServiceMonitor"]
 
 
 def test_strict_validation_catches_a_bad_manifest() -> None:
