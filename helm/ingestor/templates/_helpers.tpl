@@ -60,3 +60,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $config "dead_letter" $deadLetter }}
 {{- toYaml $config }}
 {{- end }}
+
+{{/*
+PromQL label matchers for this release's pods: `namespace` and `pod`, the labels every ServiceMonitor or PodMonitor
+scrape attaches. Deployment pods are `<fullname>-<pod-template-hash>-<suffix>`; the pattern refuses
+`<fullname>-<more>-<hash>-<suffix>`, so a release whose name extends this one's is not matched.
+*/}}
+{{- define "ingestor.podSelector" -}}
+{{- printf "namespace=%q, pod=~%q" .Release.Namespace (printf "%s-([a-z0-9]+-)?[a-z0-9]+" (include "ingestor.fullname" .)) }}
+{{- end }}
