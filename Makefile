@@ -47,8 +47,11 @@ format: $(STAMP) ## apply ruff fixes and formatting
 schemas: ## re-derive schemas/*.json from schemas/source/device-tables.json
 	$(PYTHON) schemas/derive.py
 
-lock: $(STAMP) ## re-resolve requirements.lock from pyproject.toml
+# requirements-runtime.lock is the image's (Dockerfile): runtime dependencies only, at requirements.lock's pins.
+lock: $(STAMP) ## re-resolve requirements.lock and requirements-runtime.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -c requirements.lock \
+		-o requirements-runtime.lock
 
 bench: install ## floor, baseline and ingestor on the same input; results in benchmarks/results/
 	$(BIN)/python benchmarks/harness.py $(BENCH_ARGS)

