@@ -1,4 +1,5 @@
-"""`ingestor run`: a Kafka source feeding the Flow, with offset commits, health and orderly shutdown.
+"""`ingestor run`: a source (Kafka, or Event Hubs over AMQP) feeding the Flow, with commits, health and orderly
+shutdown.
 
 Shutdown (SIGTERM, `stop()`): stop fetching, flush open batches, wait for uploads and dead letters to settle
 (bounded by `shutdown_grace_secs`), commit, close. Partition revocation does the same before the group takes the
@@ -12,11 +13,12 @@ import contextlib
 import logging
 
 from ingestor.commit import OffsetTracker
-from ingestor.config import Config
+from ingestor.config import Config, KafkaSourceConfig
 from ingestor.flow import Flow, cancel
 from ingestor.health import HealthServer
 from ingestor.metrics import Metrics
 from ingestor.models import Partition
+from ingestor.sources.eventhubs import EventHubsSource
 from ingestor.sources.kafka import KafkaSource
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,11 @@ class Ingestor:
         self.metrics = metrics or Metrics()
         self.tracker = OffsetTracker()
         self.flow = Flow(config, self.metrics)
-        self.source = KafkaSource(config.source, on_revoked=self._revoked, on_assigned=self._assigned)
+        self.source: KafkaSource | EventHubsSource
+        if isinstance(config.source, KafkaSourceConfig):
+            self.source = KafkaSource(config.source, on_revoked=self._revoked, on_assigned=self._assigned)
+        else:
+            self.source = EventHubsSource(config.source, on_revoked=self._revoked, on_assigned=self._assigned)
         self._stopping = asyncio.Event()
         self._to_commit: dict[Partition, int] = {}
         self._paused_for = ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,8 +16,10 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -95,6 +98,74 @@ class KafkaSourceConfig(Section):
                 "bootstrap_servers points at Event Hubs (*.servicebus.*): set auth.type to connection_string or entra"
             )
         return self
+
+
+class CheckpointStoreConfig(Section):
+    """Blob container holding the AMQP source's partition ownership and checkpoints: `account_url`
+    (https://<account>.blob.core.windows.net, Entra ID) or `connection_string`. One container per consumer group."""
+
+    account_url: str | None = None
+    connection_string: SecretStr | None = None
+    # Blob container names: 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric.
+    container: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9]|-[a-z0-9])+$", min_length=3, max_length=63)]
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> CheckpointStoreConfig:
+        if (self.account_url is None) == (self.connection_string is None):
+            raise ValueError(
+                "set checkpoint_store.account_url (Entra ID) or checkpoint_store.connection_string "
+                "(or INGESTOR_SOURCE__CHECKPOINT_STORE__CONNECTION_STRING), exactly one"
+            )
+        return self
+
+
+class EventHubsSourceConfig(Section):
+    """Event Hubs over AMQP (azure-eventhub) with partitions balanced through a blob checkpoint store; for the
+    Basic tier, which has no Kafka endpoint, or when Kafka is not wanted. Authenticates with Entra ID
+    (`fully_qualified_namespace`, DefaultAzureCredential: workload identity first) or a connection string."""
+
+    type: Literal["eventhubs"]
+    fully_qualified_namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")] | None = None
+    connection_string: SecretStr | None = None
+    eventhub_name: Annotated[str, Field(min_length=1, max_length=256)]
+    consumer_group: Annotated[str, Field(min_length=1)] = "$Default"
+    checkpoint_store: CheckpointStoreConfig
+    # Where a partition without a checkpoint starts: the oldest retained event, new events only, or a time.
+    starting_position: Literal["earliest", "latest"] | datetime = "earliest"
+    max_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 300
+    prefetch: Annotated[int, Field(ge=1, le=50_000)] = 1_000
+    max_wait_time_secs: Annotated[float, Field(gt=0, le=60)] = 1.0
+    load_balancing_interval_secs: Annotated[float, Field(ge=5, le=600)] = 30.0
+    # Ownership not renewed for this long is taken over by another process (SDK default: 6 x the interval).
+    ownership_expiration_secs: Annotated[float, Field(ge=10, le=3600)] = 180.0
+    # Each checkpoint is one Storage write per partition.
+    commit_interval_secs: Annotated[float, Field(ge=0.25, le=60)] = 1.0
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> EventHubsSourceConfig:
+        if (self.fully_qualified_namespace is None) == (self.connection_string is None):
+            raise ValueError(
+                "set fully_qualified_namespace (<namespace>.servicebus.windows.net, Entra ID) or connection_string "
+                "(or INGESTOR_SOURCE__CONNECTION_STRING), exactly one"
+            )
+        if self.ownership_expiration_secs <= self.load_balancing_interval_secs:
+            raise ValueError("ownership_expiration_secs must exceed load_balancing_interval_secs")
+        return self
+
+    @property
+    def topics(self) -> list[str]:
+        """The event hub, named as the Kafka source names its topics (positions and metrics use it)."""
+        return [self.eventhub_name]
+
+
+def _source_type(value: Any) -> str:
+    return str(value.get("type", "kafka") if isinstance(value, dict) else getattr(value, "type", "kafka"))
+
+
+SourceConfig = Annotated[
+    Annotated[KafkaSourceConfig, Tag("kafka")] | Annotated[EventHubsSourceConfig, Tag("eventhubs")],
+    Discriminator(_source_type),
+]
 
 
 class Credential(Section):
@@ -209,7 +280,7 @@ class ValidationConfig(Section):
 
 
 class Config(Section):
-    source: KafkaSourceConfig
+    source: SourceConfig
     sink: LogsIngestionSinkConfig
     dead_letter: DeadLetterConfig
     metrics: MetricsConfig = MetricsConfig()
@@ -218,6 +289,15 @@ class Config(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # SIGTERM: stop fetching, flush, wait for uploads and commit within this bound.
     shutdown_grace_secs: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+    @model_validator(mode="after")
+    def _kafka_dead_letter_needs_kafka(self) -> Config:
+        if self.dead_letter.type == "kafka" and not isinstance(self.source, KafkaSourceConfig):
+            raise ValueError(
+                "dead_letter.type kafka writes to the Kafka source's brokers; with source.type eventhubs use "
+                "dead_letter.type file"
+            )
+        return self
 
     def routes(self) -> dict[str, TableRoute]:
         return build_routes(self.sink, self.retention)
@@ -302,8 +382,12 @@ def apply_env(doc: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
 
 
 def _describe(error: Any) -> str:
-    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
-    env = ENV_PREFIX + "__".join(str(p).upper() for p in error["loc"] if not str(p).startswith("function"))
+    # Locations inside `source` carry the union tag (`source.kafka.topics`): users write `source.topics`.
+    parts = [str(p) for p in error["loc"] if not str(p).startswith("function")]
+    if parts[:1] == ["source"] and parts[1:2] in (["kafka"], ["eventhubs"]):
+        del parts[1]
+    loc = ".".join(parts)
+    env = ENV_PREFIX + "__".join(p.upper() for p in parts)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{loc}: required; set it in the config file or with {env}"

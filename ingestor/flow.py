@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from ingestor.config import Config, DeadLetterConfig, KafkaSourceConfig
+from ingestor.config import Config, DeadLetterConfig, EventHubsSourceConfig, KafkaSourceConfig
 from ingestor.metrics import Metrics
 from ingestor.models import Message, Position, Rejected, SourceRef, Ticket
 from ingestor.pipeline.batch import batcher_for
@@ -44,9 +44,10 @@ _TAGGED = msgspec.json.Decoder(_Tagged).decode
 Track = Callable[[Position, float | None], Ticket]
 
 
-def dead_letter_store(config: DeadLetterConfig, source: KafkaSourceConfig) -> DeadLetterStore:
+def dead_letter_store(config: DeadLetterConfig, source: KafkaSourceConfig | EventHubsSourceConfig) -> DeadLetterStore:
     if config.type == "kafka":
-        assert config.topic is not None  # checked by the config model
+        # Both checked by the config model: a Kafka dead letter has a topic and a Kafka source.
+        assert config.topic is not None and isinstance(source, KafkaSourceConfig)
         return KafkaStore(source, config.topic)
     assert config.path is not None
     return FileStore(config.path, max_file_bytes=config.max_file_bytes)

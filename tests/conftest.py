@@ -23,3 +23,18 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A running Azurite blob service (`realparts.AzuriteProcess`): `connection_string`, `account_url`, `port`."""
+    from realparts import AzuriteProcess
+
+    try:
+        process = AzuriteProcess(tmp_path_factory.mktemp("azurite"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield process
+    finally:
+        process.stop()

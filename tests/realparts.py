@@ -450,3 +450,86 @@ class BackgroundProducer:
         if self._error is not None:
             raise self._error
         return self.sent
+
+
+AZURITE_PACKAGE = Path(__file__).resolve().parent / "azurite"
+# The storage emulator's development account: a fixed, publicly documented name and key, not a secret.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class AzuriteProcess:
+    """Azurite's blob service (npm package pinned in tests/azurite) on a free loopback port, storing under
+    `directory`. Installs the package with `npm ci` when tests/azurite/node_modules is missing."""
+
+    def __init__(self, directory: Path, *, start_timeout: float = 60.0) -> None:
+        import shutil
+
+        self._process: subprocess.Popen[bytes] | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        if not (AZURITE_PACKAGE / "node_modules" / ".package-lock.json").is_file():
+            npm = shutil.which("npm")
+            if npm is None:
+                raise RuntimeError("npm (Node.js) is needed to install Azurite from tests/azurite")
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"], cwd=AZURITE_PACKAGE, capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"npm ci in {AZURITE_PACKAGE} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        binary = AZURITE_PACKAGE / "node_modules" / ".bin" / "azurite-blob"
+        if not binary.exists():
+            raise RuntimeError(f"{binary} is missing after installing tests/azurite")
+        self.port = free_port()
+        self.log_path = directory / "azurite.log"
+        with self.log_path.open("wb") as out:
+            self._process = subprocess.Popen(
+                [
+                    str(binary),
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    str(self.port),
+                    "--location",
+                    str(directory),
+                    "--silent",
+                    "--skipApiVersionCheck",  # the SDK's storage API version can be newer than Azurite knows
+                    "--disableTelemetry",  # no internet: telemetry would only try to phone home
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=directory,
+            )
+        deadline = time.monotonic() + start_timeout
+        while not tcp_open("127.0.0.1", self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                code = self._process.poll()
+                self.stop()
+                tail = self.log_path.read_bytes()[-2000:].decode(errors="replace")
+                state = f"exited with {code}" if code is not None else f"timed out after {start_timeout}s"
+                raise RuntimeError(f"Azurite blob service did not start listening on {self.port} ({state}):\n{tail}")
+            time.sleep(0.05)
+
+    @property
+    def account_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.account_url};"
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)

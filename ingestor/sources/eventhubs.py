@@ -1,0 +1,262 @@
+"""Event Hubs source over AMQP (azure-eventhub), partitions balanced across processes by a blob checkpoint store.
+
+The SDK's receive loop calls back with batches per partition; the batches go to `fetch()` as Messages whose
+position offset is the event's sequence number, the same contract as the Kafka source. `commit()` writes a
+checkpoint (offset and sequence number of the last settled event) only for what the OffsetTracker hands it.
+Backpressure holds the callback, so a paused partition receives nothing more; the SDK's prefetch is the only
+buffer. A partition the load balancer takes away (or the shutdown closes) is drained and checkpointed first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, cast
+from urllib.parse import urlparse
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.eventhub import EventData
+from azure.eventhub.aio import EventHubConsumerClient, PartitionContext
+from azure.eventhub.amqp import AmqpMessageBodyType
+from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+
+from ingestor.config import EventHubsSourceConfig
+from ingestor.errors import ConfigError
+from ingestor.models import Message, Partition, Position
+
+log = logging.getLogger(__name__)
+PartitionCallback = Callable[[set[Partition]], Awaitable[None]]
+STARTING_POSITIONS = {"earliest": "-1", "latest": "@latest"}
+
+
+def starting_position(config: EventHubsSourceConfig) -> str | datetime:
+    """The SDK's starting position for partitions without a checkpoint."""
+    position = config.starting_position
+    return position if isinstance(position, datetime) else STARTING_POSITIONS[position]
+
+
+def namespace_host(config: EventHubsSourceConfig) -> str:
+    """The namespace's host name, as the SDK names checkpoint and ownership blobs: configured, or the connection
+    string's `Endpoint=sb://<host>/`."""
+    if config.fully_qualified_namespace is not None:
+        return config.fully_qualified_namespace
+    assert config.connection_string is not None  # one of the two, checked by the config model
+    fields = dict(part.split("=", 1) for part in config.connection_string.get_secret_value().split(";") if "=" in part)
+    return urlparse(fields.get("Endpoint", "")).hostname or ""
+
+
+def checkpoint_store(config: EventHubsSourceConfig, credential: Any = None) -> BlobCheckpointStore:
+    store = config.checkpoint_store
+    if store.connection_string is not None:
+        return BlobCheckpointStore.from_connection_string(store.connection_string.get_secret_value(), store.container)
+    assert store.account_url is not None  # one of the two, checked by the config model
+    return BlobCheckpointStore(store.account_url, store.container, credential=credential)
+
+
+def event_bytes(event: EventData) -> bytes:
+    """The event body as bytes: Defender sends AMQP data sections; any other body type as its text."""
+    if event.body_type == AmqpMessageBodyType.DATA:
+        return b"".join(cast("Iterable[bytes]", event.body))
+    return event.body_as_str().encode()
+
+
+class EventHubsSource:
+    """Same interface as KafkaSource: start/stop, fetch, commit, pause/resume, assignment, highwater."""
+
+    def __init__(
+        self,
+        config: EventHubsSourceConfig,
+        *,
+        on_revoked: PartitionCallback,
+        on_assigned: PartitionCallback,
+        store: Any = None,
+        client: EventHubConsumerClient | None = None,
+    ) -> None:
+        """`store` and `client` replace the ones built from the configuration (tests)."""
+        self._config = config
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+        self._credential: Any = None
+        if (store is None or client is None) and config.connection_string is None:
+            from azure.identity.aio import DefaultAzureCredential
+
+            self._credential = DefaultAzureCredential()
+        self._store = store if store is not None else checkpoint_store(config, self._credential)
+        self._client = client if client is not None else self._build_client()
+        self._queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+        self._assigned: set[Partition] = set()
+        self._paused: set[Partition] = set()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        # Per partition: (sequence number, offset) of received events, oldest first, until checkpointed past.
+        self._offsets: dict[Partition, deque[tuple[int, str]]] = {}
+        self._highwater: dict[Partition, int] = {}
+        self._receiving: asyncio.Task[None] | None = None
+        self._namespace = namespace_host(config)
+
+    def _build_client(self) -> EventHubConsumerClient:
+        config = self._config
+        options: dict[str, Any] = {
+            "checkpoint_store": self._store,
+            "load_balancing_interval": config.load_balancing_interval_secs,
+            "partition_ownership_expiration_interval": config.ownership_expiration_secs,
+        }
+        if config.connection_string is not None:
+            return EventHubConsumerClient.from_connection_string(
+                config.connection_string.get_secret_value(),
+                config.consumer_group,
+                eventhub_name=config.eventhub_name,
+                **options,
+            )
+        assert config.fully_qualified_namespace is not None  # checked by the config model
+        return EventHubConsumerClient(
+            config.fully_qualified_namespace, config.eventhub_name, config.consumer_group, self._credential, **options
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the checkpoint container, then start the SDK's receive loop (load balancing included)."""
+        config = self._config
+        try:
+            await self._store.list_ownership(self._namespace, config.eventhub_name, config.consumer_group)
+        except ResourceNotFoundError:
+            # Without its container the store reports claims as granted and fails later, partition by partition.
+            raise ConfigError(
+                [
+                    f"source.checkpoint_store.container: {config.checkpoint_store.container!r} does not exist in the "
+                    "storage account; create it (one container per consumer group)"
+                ]
+            ) from None
+        self._receiving = asyncio.create_task(
+            self._client.receive_batch(
+                self.on_event_batch,
+                max_batch_size=config.max_batch_size,
+                max_wait_time=config.max_wait_time_secs,
+                prefetch=config.prefetch,
+                starting_position=starting_position(config),
+                track_last_enqueued_event_properties=True,
+                on_error=self._on_error,
+                on_partition_initialize=self.on_partition_initialize,
+                on_partition_close=self.on_partition_close,
+            ),
+            name="eventhubs-receive",
+        )
+
+    async def stop(self) -> None:
+        self._resumed.set()  # let held callbacks return so the receivers can close
+        await self._client.close()  # closes each partition (on_partition_close) and releases ownership
+        if self._receiving is not None:
+            await asyncio.gather(self._receiving, return_exceptions=True)
+        if self._credential is not None:
+            await self._credential.close()
+
+    # -- the SDK's callbacks -----------------------------------------------------------------------------
+
+    def _key(self, context: PartitionContext) -> Partition:
+        return Partition(self._config.eventhub_name, int(context.partition_id))
+
+    async def on_partition_initialize(self, context: PartitionContext) -> None:
+        key = self._key(context)
+        self._assigned.add(key)
+        if not self._resumed.is_set():
+            self._paused.add(key)  # joins the pause in force
+        await self._on_assigned({key})
+
+    async def on_partition_close(self, context: PartitionContext, reason: Any) -> None:
+        """Ownership lost or shutdown: the application lands and checkpoints the partition's rows first."""
+        key = self._key(context)
+        log.info("partition closing", extra={"partition": context.partition_id, "reason": str(reason)})
+        await self._on_revoked({key})
+        self._assigned.discard(key)
+        self._paused.discard(key)
+        self._offsets.pop(key, None)
+        self._highwater.pop(key, None)
+
+    async def on_event_batch(self, context: PartitionContext, events: list[EventData]) -> None:
+        """Hot path: one call per received batch of one partition; returns once the source may read more."""
+        key = self._key(context)
+        properties = context.last_enqueued_event_properties
+        if properties and properties.get("sequence_number") is not None:
+            self._highwater[key] = int(properties["sequence_number"]) + 1
+        if events:
+            topic, partition = key
+            offsets = self._offsets.setdefault(key, deque())
+            messages = []
+            for event in events:
+                sequence = cast(int, event.sequence_number)  # set on every received event
+                offsets.append((sequence, str(event.offset)))
+                stamp = event.enqueued_time
+                millis = int(stamp.timestamp() * 1000) if stamp else None
+                messages.append(Message(event_bytes(event), Position(topic, partition, sequence), millis))
+            self._queue.put_nowait(messages)
+        while key in self._paused and not self._resumed.is_set():
+            await self._resumed.wait()
+
+    async def _on_error(self, context: PartitionContext | None, error: Exception) -> None:
+        partition = context.partition_id if context is not None else None
+        log.warning("Event Hubs receive error; the SDK retries", extra={"partition": partition, "error": repr(error)})
+
+    # -- the application's side --------------------------------------------------------------------------
+
+    async def fetch(self, timeout_secs: float) -> list[Message]:
+        """Messages received since the last call (waiting up to `timeout_secs` for the first)."""
+        if self._receiving is not None and self._receiving.done():
+            self._receiving.result()  # the receive loop ended: raise its error
+            raise RuntimeError("the Event Hubs receive loop ended")
+        try:
+            batches = [await asyncio.wait_for(self._queue.get(), timeout_secs)]
+        except TimeoutError:
+            return []
+        while not self._queue.empty():
+            batches.append(self._queue.get_nowait())
+        return [message for batch in batches for message in batch]
+
+    async def commit(self, offsets: dict[Partition, int]) -> bool:
+        """Checkpoint each partition at the event before `offsets[p]` (next sequence number to read)."""
+        config = self._config
+        ok = True
+        for key, next_sequence in offsets.items():
+            received = self._offsets.setdefault(key, deque())
+            last: tuple[int, str] | None = None
+            while received and received[0][0] < next_sequence:
+                last = received.popleft()
+            if last is None:
+                continue
+            checkpoint = {
+                "fully_qualified_namespace": self._namespace,
+                "eventhub_name": config.eventhub_name,
+                "consumer_group": config.consumer_group,
+                "partition_id": str(key.partition),
+                "sequence_number": last[0],
+                "offset": last[1],
+            }
+            try:
+                await self._store.update_checkpoint(checkpoint)
+            except Exception as exc:  # noqa: BLE001 - any Storage failure: checkpoint at `last` next time
+                received.appendleft(last)
+                log.warning("checkpoint failed; it will be retried", extra={"error": repr(exc)})
+                ok = False
+        return ok
+
+    def assignment(self) -> set[Partition]:
+        return set(self._assigned)
+
+    def pause(self, partitions: set[Partition]) -> None:
+        self._paused |= partitions & self._assigned
+        if self._paused:
+            self._resumed.clear()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self._resumed.set()
+
+    @property
+    def paused(self) -> set[Partition]:
+        return set(self._paused)
+
+    def highwater(self, partition: Partition) -> int | None:
+        return self._highwater.get(partition)

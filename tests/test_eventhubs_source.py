@@ -1,0 +1,268 @@
+"""The Event Hubs (AMQP) source: its configuration, and its side of the SDK boundary driven with the SDK's public
+types (`PartitionContext`, `EventData` carrying the annotations a received event has), since no Event Hubs
+emulator exists; checkpoints go to the real `BlobCheckpointStore` on Azurite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from azure.eventhub import EventData
+from azure.eventhub.aio import PartitionContext
+from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
+from azure.storage.blob.aio import BlobServiceClient
+from realparts import ingestor_command
+
+from ingestor.config import ConfigError, EventHubsSourceConfig, parse_config
+from ingestor.models import Partition
+from ingestor.sources.eventhubs import EventHubsSource, namespace_host, starting_position
+
+NAMESPACE = "contoso-defender.servicebus.windows.net"
+HUB, GROUP = "defender", "$Default"
+CONNECTION = f"Endpoint=sb://{NAMESPACE}/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0LWtleQ==;EntityPath={HUB}"
+
+
+def config_doc(source: dict[str, Any], **top: Any) -> dict[str, Any]:
+    return {
+        "source": {
+            "type": "eventhubs",
+            "eventhub_name": HUB,
+            "checkpoint_store": {"account_url": "https://acct.blob.core.windows.net", "container": "checkpoints"},
+            **source,
+        },
+        "sink": {"endpoint": "https://x.example", "rule_id": "dcr-" + "0" * 32},
+        "dead_letter": {"path": "/tmp/dl"},
+        **top,
+    }
+
+
+def problems(doc: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc)
+    return str(info.value)
+
+
+def test_entra_and_connection_string_configurations() -> None:
+    entra = parse_config(config_doc({"fully_qualified_namespace": NAMESPACE})).source
+    assert isinstance(entra, EventHubsSourceConfig) and entra.consumer_group == "$Default"
+    assert entra.topics == [HUB] and starting_position(entra) == "-1"
+    keyed = parse_config(config_doc({"connection_string": CONNECTION, "starting_position": "latest"})).source
+    assert isinstance(keyed, EventHubsSourceConfig)
+    assert namespace_host(keyed) == NAMESPACE and starting_position(keyed) == "@latest"
+    timed = parse_config(
+        config_doc({"fully_qualified_namespace": NAMESPACE, "starting_position": "2026-11-30T00:00:00Z"})
+    )
+    assert starting_position(timed.source).year == 2026  # type: ignore[arg-type, union-attr]
+
+
+@pytest.mark.parametrize(
+    ("source", "top", "expected"),
+    [
+        ({}, {}, "source: set fully_qualified_namespace"),
+        ({"fully_qualified_namespace": NAMESPACE, "connection_string": CONNECTION}, {}, "exactly one"),
+        (
+            {"fully_qualified_namespace": NAMESPACE, "checkpoint_store": {"container": "checkpoints"}},
+            {},
+            "set checkpoint_store.account_url",
+        ),
+        (
+            {
+                "fully_qualified_namespace": NAMESPACE,
+                "checkpoint_store": {"account_url": "https://a", "container": "Bad_Name"},
+            },
+            {},
+            "source.checkpoint_store.container",
+        ),
+        ({"fully_qualified_namespace": NAMESPACE, "max_batch_size": 0}, {}, "source.max_batch_size"),
+        ({"fully_qualified_namespace": NAMESPACE, "ownership_expiration_secs": 20}, {}, "must exceed"),
+        (
+            {"fully_qualified_namespace": NAMESPACE},
+            {"dead_letter": {"type": "kafka", "topic": "dl"}},
+            "dead_letter.type kafka writes to the Kafka source's brokers",
+        ),
+        ({"fully_qualified_namespace": NAMESPACE, "topics": ["x"]}, {}, "source.topics: unknown key"),
+    ],
+)
+def test_configuration_errors_name_the_key(source: dict[str, Any], top: dict[str, Any], expected: str) -> None:
+    assert expected in problems(config_doc(source, **top))
+
+
+def test_kafka_errors_keep_their_locations() -> None:
+    doc = config_doc({})
+    doc["source"] = {"bootstrap_servers": ["k:9092"], "group_id": "g"}
+    assert "source.topics: required; set it in the config file or with INGESTOR_SOURCE__TOPICS" in problems(doc)
+
+
+def test_check_config_masks_both_connection_strings(tmp_path: Path) -> None:
+    storage = (
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c3RvcmFnZS1rZXk=;EndpointSuffix=core.windows.net"
+    )
+    doc = config_doc(
+        {
+            "connection_string": CONNECTION,
+            "checkpoint_store": {"connection_string": storage, "container": "checkpoints"},
+        }
+    )
+    path = tmp_path / "ingestor.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    done = subprocess.run(ingestor_command("check-config", "--config", str(path)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "c2VjcmV0LWtleQ" not in done.stdout and "c3RvcmFnZS1rZXk" not in done.stdout
+    printed = yaml.safe_load(done.stdout)["source"]
+    assert printed["connection_string"] == printed["checkpoint_store"]["connection_string"] == "**********"
+
+
+# -- the SDK boundary -------------------------------------------------------------------------------------------
+
+
+def received(body: bytes, sequence: int, enqueued_ms: int = 1_764_547_200_000) -> EventData:
+    """An EventData as the SDK hands a received one over: body plus the broker's annotations."""
+    event = EventData(body)
+    annotations = event.raw_amqp_message.annotations
+    annotations[b"x-opt-sequence-number"] = sequence
+    annotations[b"x-opt-offset"] = str(1000 + sequence * 100).encode()
+    annotations[b"x-opt-enqueued-time"] = enqueued_ms
+    return event
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.assigned: list[set[Partition]] = []
+        self.revoked: list[set[Partition]] = []
+
+    async def on_assigned(self, partitions: set[Partition]) -> None:
+        self.assigned.append(partitions)
+
+    async def on_revoked(self, partitions: set[Partition]) -> None:
+        self.revoked.append(partitions)
+
+
+def source_with(store: Any, recorder: Recorder) -> EventHubsSource:
+    config = parse_config(config_doc({"connection_string": CONNECTION})).source
+    assert isinstance(config, EventHubsSourceConfig)
+    return EventHubsSource(
+        config,
+        on_revoked=recorder.on_revoked,
+        on_assigned=recorder.on_assigned,
+        store=store,
+        client=object(),  # type: ignore[arg-type]
+    )
+
+
+def context(partition: str, store: Any = None) -> PartitionContext:
+    return PartitionContext(NAMESPACE, HUB, GROUP, partition, checkpoint_store=store)
+
+
+async def test_received_events_become_messages_in_sequence_order() -> None:
+    recorder = Recorder()
+    source = source_with(None, recorder)
+    await source.on_partition_initialize(context("3"))
+    assert source.assignment() == {Partition(HUB, 3)} and recorder.assigned == [{Partition(HUB, 3)}]
+    bodies = [json.dumps({"records": [{"n": n}]}).encode() for n in range(3)]
+    await source.on_event_batch(context("3"), [received(body, 40 + n) for n, body in enumerate(bodies)])
+    await source.on_event_batch(context("3"), [])  # max_wait_time delivers empty batches
+    messages = await source.fetch(0.1)
+    assert [m.value for m in messages] == bodies
+    assert [(m.position.topic, m.position.partition, m.position.offset) for m in messages] == [
+        (HUB, 3, 40),
+        (HUB, 3, 41),
+        (HUB, 3, 42),
+    ]
+    assert messages[0].timestamp_ms == 1_764_547_200_000
+    assert await source.fetch(0.05) == []
+
+
+async def test_a_paused_partition_holds_the_receive_callback_until_resumed() -> None:
+    source = source_with(None, Recorder())
+    await source.on_partition_initialize(context("0"))
+    source.pause(source.assignment())
+    assert source.paused == {Partition(HUB, 0)}
+    held = asyncio.create_task(source.on_event_batch(context("0"), [received(b"{}", 1)]))
+    await asyncio.sleep(0.1)
+    assert not held.done()  # the SDK's loop for this partition reads nothing more meanwhile
+    source.resume()
+    await asyncio.wait_for(held, 1)
+    assert source.paused == set()
+
+
+async def test_partitions_assigned_during_a_pause_join_it() -> None:
+    source = source_with(None, Recorder())
+    await source.on_partition_initialize(context("0"))
+    source.pause(source.assignment())
+    await source.on_partition_initialize(context("1"))
+    assert source.paused == {Partition(HUB, 0), Partition(HUB, 1)}
+
+
+# -- checkpoints in a real blob store (Azurite) ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def store(azurite: Any) -> Any:
+    container = f"checkpoints-{id(object()) % 100_000}"
+    async with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        await service.create_container(container)
+    checkpoint_store = BlobCheckpointStore.from_connection_string(azurite.connection_string, container)
+    async with checkpoint_store:
+        yield checkpoint_store
+
+
+async def checkpoints(store: Any) -> dict[str, tuple[int, str]]:
+    listed = await store.list_checkpoints(NAMESPACE, HUB, GROUP)
+    return {c["partition_id"]: (c["sequence_number"], c["offset"]) for c in listed}
+
+
+async def test_commit_checkpoints_the_last_settled_event_of_each_partition(store: Any) -> None:
+    source = source_with(store, Recorder())
+    for partition in ("0", "1"):
+        await source.on_partition_initialize(context(partition, store))
+        await source.on_event_batch(context(partition, store), [received(b"{}", n) for n in range(10, 15)])
+    # The tracker's convention: the next sequence number to read.
+    assert await source.commit({Partition(HUB, 0): 13, Partition(HUB, 1): 15})
+    assert await checkpoints(store) == {"0": (12, "2200"), "1": (14, "2400")}
+    assert await source.commit({Partition(HUB, 0): 13})  # nothing new: no write, no error
+    assert await source.commit({Partition(HUB, 0): 15})
+    assert (await checkpoints(store))["0"] == (14, "2400")
+
+
+async def test_a_failed_checkpoint_is_retried_at_the_same_event(azurite: Any) -> None:
+    missing = BlobCheckpointStore.from_connection_string(azurite.connection_string, "not-created-yet")
+    async with missing:
+        source = source_with(missing, Recorder())
+        await source.on_partition_initialize(context("0", missing))
+        await source.on_event_batch(context("0", missing), [received(b"{}", n) for n in range(3)])
+        assert not await source.commit({Partition(HUB, 0): 3})
+        async with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+            await service.create_container("not-created-yet")
+        assert await source.commit({Partition(HUB, 0): 3})
+        assert await checkpoints(missing) == {"0": (2, "1200")}
+
+
+async def test_closing_a_partition_lands_and_checkpoints_it_before_forgetting_it(store: Any) -> None:
+    recorder = Recorder()
+    source = source_with(store, recorder)
+    await source.on_partition_initialize(context("2", store))
+    await source.on_event_batch(context("2", store), [received(b"{}", 7)])
+
+    async def revoked(partitions: set[Partition]) -> None:  # what the application does: settle, then commit
+        recorder.revoked.append(partitions)
+        assert await source.commit({Partition(HUB, 2): 8})
+
+    source._on_revoked = revoked
+    await source.on_partition_close(context("2", store), "OWNERSHIP_LOST")
+    assert recorder.revoked == [{Partition(HUB, 2)}]
+    assert source.assignment() == set()
+    assert await checkpoints(store) == {"2": (7, "1700")}
+
+
+async def test_start_refuses_a_missing_checkpoint_container(azurite: Any) -> None:
+    missing = BlobCheckpointStore.from_connection_string(azurite.connection_string, "never-created")
+    async with missing:
+        source = source_with(missing, Recorder())
+        with pytest.raises(ConfigError, match=r"source\.checkpoint_store\.container: 'checkpoints' does not exist"):
+            await source.start()
