@@ -11,32 +11,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from ingestor.commit import OffsetTracker
-from ingestor.config import Config, KafkaSourceConfig
+from ingestor.config import Config, EventHubsSourceConfig, KafkaSourceConfig
 from ingestor.flow import Flow, cancel
 from ingestor.health import HealthServer
 from ingestor.metrics import Metrics
 from ingestor.models import Partition
 from ingestor.sources.eventhubs import EventHubsSource
-from ingestor.sources.kafka import KafkaSource
+from ingestor.sources.kafka import KafkaSource, PartitionCallback
 
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_SECS = 0.2
 PROCESS_SLICE = 16  # messages decoded between two yields to the event loop
 
 
+Source = KafkaSource | EventHubsSource
+SourceFactory = Callable[..., Source]
+
+
+def make_source(
+    config: KafkaSourceConfig | EventHubsSourceConfig, *, on_revoked: PartitionCallback, on_assigned: PartitionCallback
+) -> Source:
+    """The source for `config.type`, calling back before partitions go and after they come."""
+    if isinstance(config, KafkaSourceConfig):
+        return KafkaSource(config, on_revoked=on_revoked, on_assigned=on_assigned)
+    return EventHubsSource(config, on_revoked=on_revoked, on_assigned=on_assigned)
+
+
 class Ingestor:
-    def __init__(self, config: Config, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, config: Config, *, metrics: Metrics | None = None, source_factory: SourceFactory = make_source
+    ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.tracker = OffsetTracker()
         self.flow = Flow(config, self.metrics)
-        self.source: KafkaSource | EventHubsSource
-        if isinstance(config.source, KafkaSourceConfig):
-            self.source = KafkaSource(config.source, on_revoked=self._revoked, on_assigned=self._assigned)
-        else:
-            self.source = EventHubsSource(config.source, on_revoked=self._revoked, on_assigned=self._assigned)
+        self.source = source_factory(config.source, on_revoked=self._revoked, on_assigned=self._assigned)
         self._stopping = asyncio.Event()
         self._to_commit: dict[Partition, int] = {}
         self._paused_for = ""
