@@ -266,3 +266,13 @@ async def test_start_refuses_a_missing_checkpoint_container(azurite: Any) -> Non
         source = source_with(missing, Recorder())
         with pytest.raises(ConfigError, match=r"source\.checkpoint_store\.container: 'checkpoints' does not exist"):
             await source.start()
+
+
+def test_the_readme_example_validates() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Event Hubs over AMQP") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
+    doc = config_doc({})
+    doc["source"] = yaml.safe_load(block)["source"]
+    source = parse_config(doc).source
+    assert isinstance(source, EventHubsSourceConfig) and source.checkpoint_store.container == "defender-ingestor"

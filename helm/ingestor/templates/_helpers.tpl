@@ -52,6 +52,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The ingestor configuration as rendered into the ConfigMap (metrics port and dead-letter path from values). */}}
 {{- define "ingestor.config" -}}
 {{- $config := deepCopy .Values.config }}
+{{- if eq (default "kafka" $config.source.type) "eventhubs" }}
+{{- /* Helm merges the user's source into the default (Kafka) one: drop the Kafka keys the defaults carry. */}}
+{{- $_ := set $config "source" (omit $config.source "bootstrap_servers" "topics" "group_id" "tls" "auth") }}
+{{- end }}
 {{- $_ := set $config "metrics" (dict "host" "0.0.0.0" "port" (int .Values.metrics.port)) }}
 {{- $deadLetter := default dict $config.dead_letter }}
 {{- if eq (default "file" $deadLetter.type) "file" }}
