@@ -276,3 +276,47 @@ def test_the_readme_example_validates() -> None:
     doc["source"] = yaml.safe_load(block)["source"]
     source = parse_config(doc).source
     assert isinstance(source, EventHubsSourceConfig) and source.checkpoint_store.container == "defender-ingestor"
+
+
+def test_run_with_the_real_sdk_client_reports_not_ready_and_stops_cleanly(azurite: Any, tmp_path: Path) -> None:
+    """`ingestor run` with the real consumer client and checkpoint store, the namespace unreachable: it serves
+    /readyz as not ready, reports the SDK's errors as warnings, and SIGTERM stops it promptly and cleanly."""
+    import signal
+
+    from realparts import EmulatorProcess, free_port, http_get, wait_for
+
+    asyncio.run(_create_container(azurite.connection_string, "run-checkpoints"))
+    emulator = EmulatorProcess(tmp_path / "emulator")
+    port = free_port()
+    doc = config_doc(
+        {
+            "connection_string": f"Endpoint=sb://127.0.0.1:{free_port()}/;SharedAccessKeyName=k;SharedAccessKey=eA==",
+            "checkpoint_store": {"connection_string": azurite.connection_string, "container": "run-checkpoints"},
+        },
+        metrics={"host": "127.0.0.1", "port": port},
+    )
+    doc["sink"] |= {"endpoint": emulator.endpoint, "ca_file": str(emulator.ca_file),
+                    "credential": {"type": "static_token", "token": "test-token-not-a-secret"}}  # fmt: skip
+    doc["dead_letter"] = {"path": str(tmp_path / "dead-letter")}
+    path = tmp_path / "ingestor.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    log_path = tmp_path / "ingestor.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(ingestor_command("run", "--config", str(path)), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            status, body = wait_for(lambda: http_get(port, "/readyz")[0] and http_get(port, "/readyz"), what="/readyz")
+            assert status == 503 and "no partitions assigned" in body
+            wait_for(lambda: "Event Hubs receive error" in log_path.read_text(), what="the SDK's error reported")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0  # within shutdown_grace_secs, not at the SDK's next balancing round
+        finally:
+            if process.poll() is None:
+                process.kill()
+            emulator.stop()
+    text = log_path.read_text()
+    assert "Unclosed client session" not in text and '"stopped"' in text
+
+
+async def _create_container(connection_string: str, name: str) -> None:
+    async with BlobServiceClient.from_connection_string(connection_string) as service:
+        await service.create_container(name)

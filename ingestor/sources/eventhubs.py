@@ -84,6 +84,7 @@ class EventHubsSource:
             from azure.identity.aio import DefaultAzureCredential
 
             self._credential = DefaultAzureCredential()
+        self._owns_store = store is None
         self._store = store if store is not None else checkpoint_store(config, self._credential)
         self._client = client if client is not None else self._build_client()
         self._queue: asyncio.Queue[list[Message]] = asyncio.Queue()
@@ -150,7 +151,11 @@ class EventHubsSource:
         self._resumed.set()  # let held callbacks return so the receivers can close
         await self._client.close()  # closes each partition (on_partition_close) and releases ownership
         if self._receiving is not None:
+            # The SDK's balancing loop would only notice at its next round (load_balancing_interval_secs).
+            self._receiving.cancel()
             await asyncio.gather(self._receiving, return_exceptions=True)
+        if self._owns_store:
+            await self._store.close()
         if self._credential is not None:
             await self._credential.close()
 
