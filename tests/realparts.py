@@ -70,6 +70,17 @@ def wait_for(predicate: Callable[[], T], *, timeout: float = 60.0, interval: flo
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value {last!r}")
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """SIGTERM a process we started and wait for it; SIGKILL if it does not end within `timeout`."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
 def tcp_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -117,13 +128,7 @@ class BrokerProcess:
         return self._process.pid if self._process is not None else None
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        terminate(self._process)
 
 
 def ingestor_command(*args: str) -> list[str]:
@@ -526,10 +531,4 @@ class AzuriteProcess:
         return self._process.pid if self._process is not None else None
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        terminate(self._process)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from azure.eventhub import EventData
 from azure.eventhub.aio import PartitionContext
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 from azure.storage.blob.aio import BlobServiceClient
+from eventhubs_sdk import received
 from realparts import ingestor_command
 
 from ingestor.config import ConfigError, EventHubsSourceConfig, parse_config
@@ -119,16 +119,6 @@ def test_check_config_masks_both_connection_strings(tmp_path: Path) -> None:
 
 
 # -- the SDK boundary -------------------------------------------------------------------------------------------
-
-
-def received(body: bytes, sequence: int, enqueued_ms: int = 1_764_547_200_000) -> EventData:
-    """An EventData as the SDK hands a received one over: body plus the broker's annotations."""
-    event = EventData(body)
-    annotations = event.raw_amqp_message.annotations
-    annotations[b"x-opt-sequence-number"] = sequence
-    annotations[b"x-opt-offset"] = str(1000 + sequence * 100).encode()
-    annotations[b"x-opt-enqueued-time"] = enqueued_ms
-    return event
 
 
 class Recorder:
