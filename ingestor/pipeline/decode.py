@@ -161,8 +161,9 @@ class MessageDecoder:
         row = record.properties
         route = self._routes[codec.table]
         destination = route.fixed or route(row)
+        auxiliary = destination.auxiliary
         window = 0
-        if destination.auxiliary:
+        if auxiliary:
             row.TimeGenerated, window = auxiliary_time(row.Timestamp)
         else:
             row.TimeGenerated = row.Timestamp
@@ -170,7 +171,6 @@ class MessageDecoder:
         row.RetentionTag = destination.retention_tag
         for name in destination.dropped_columns:
             setattr(row, name, None)
-        auxiliary = destination.auxiliary
         for name in codec.dynamic_columns:
             value = getattr(row, name)
             if value.__class__ is str:
