@@ -230,6 +230,23 @@ def use_provisioned(config: dict[str, Any], provisioned: dict[str, Any]) -> dict
     return config
 
 
+def emulator_sink(
+    emulator: Any, *, linger_secs: float = 0.5, auth_retry_secs: float = 1, max_backoff_secs: float = 2
+) -> dict[str, Any]:
+    """`sink` settings for the emulator (a process or in-process): its endpoint and CA, the test token, short
+    timings so tests see retries quickly."""
+    return {
+        "type": "logs_ingestion",
+        "endpoint": emulator.endpoint,
+        "rule_id": RULE_ID,
+        "ca_file": str(emulator.ca_file),
+        "credential": {"type": "static_token", "token": TOKEN},
+        "linger_secs": linger_secs,
+        "auth_retry_secs": auth_retry_secs,
+        "max_backoff_secs": max_backoff_secs,
+    }
+
+
 def ingestor_config(
     tmp: Path, bootstrap: str, emulator: EmulatorProcess, *, topic: str, group: str, **overrides: Any
 ) -> dict[str, Any]:
@@ -241,16 +258,7 @@ def ingestor_config(
             "group_id": group,
             "session_timeout_secs": 6,  # Tansu delays the first join by half the session timeout
         },
-        "sink": {
-            "type": "logs_ingestion",
-            "endpoint": emulator.endpoint,
-            "rule_id": RULE_ID,
-            "ca_file": str(emulator.ca_file),
-            "credential": {"type": "static_token", "token": TOKEN},
-            "linger_secs": 0.5,
-            "auth_retry_secs": 1,
-            "max_backoff_secs": 2,
-        },
+        "sink": emulator_sink(emulator),
         "dead_letter": {"path": str(tmp / "dead-letter")},
         "metrics": {"host": "127.0.0.1", "port": free_port(span=4)},  # room for `--workers` up to 4
     }

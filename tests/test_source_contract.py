@@ -18,17 +18,16 @@ from aiokafka import AIOKafkaConsumer
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 from azure.storage.blob.aio import BlobServiceClient
 from eventhubs_sdk import ReplayClient
-from realparts import committed_offsets, produce, unique_names
+from realparts import TOKEN, committed_offsets, emulator_sink, produce, unique_names
 
 from ingestor.app import Ingestor, make_source
 from ingestor.config import parse_config
-from ingestor.emulator import DEFAULT_RULE_ID, Emulator
+from ingestor.emulator import Emulator
 from ingestor.generate import TrafficGenerator
 from ingestor.metrics import Metrics
 from ingestor.sinks.dead_letter import read_dead_letters
 from ingestor.sources.eventhubs import EventHubsSource
 
-TOKEN = "contract-token"
 PARTITIONS = 4
 NAMESPACE, HUB, GROUP = "contract.servicebus.windows.net", "defender", "$Default"
 
@@ -153,15 +152,7 @@ class Running:
         self.config = parse_config(
             {
                 "source": rig.source(),
-                "sink": {
-                    "endpoint": emulator.endpoint,
-                    "rule_id": DEFAULT_RULE_ID,
-                    "ca_file": str(emulator.ca_file),
-                    "credential": {"type": "static_token", "token": TOKEN},
-                    "linger_secs": 0.3,
-                    "auth_retry_secs": 0.3,
-                    "max_backoff_secs": 0.5,
-                },
+                "sink": emulator_sink(emulator, linger_secs=0.3, auth_retry_secs=0.3, max_backoff_secs=0.5),
                 "dead_letter": {"path": str(tmp / "dead-letter")},
                 "metrics": {"host": "127.0.0.1", "port": 0},
             }
@@ -195,6 +186,21 @@ async def until(predicate: Callable[[], Awaitable[bool]], what: str, within_secs
         await asyncio.sleep(0.2)
 
 
+async def until_committed(rig: Rig, per_partition: dict[int, int], what: str = "every position committed") -> None:
+    async def committed_all() -> bool:
+        return await rig.committed() == per_partition
+
+    await until(committed_all, what)
+
+
+async def until_total(running: Running, name: str, count: float, *, at_least: bool = False) -> None:
+    async def reached() -> bool:
+        total = running.total(name)
+        return total >= count if at_least else total == count
+
+    await until(reached, f"{name} at {count}")
+
+
 def traffic(seed: int, records: int) -> tuple[list[bytes], Any]:
     generator = TrafficGenerator(seed=seed, devices=30, invalid_rate=0.02)
     messages = list(generator.messages(records=records))
@@ -207,11 +213,7 @@ async def test_every_record_lands_or_is_dead_lettered_then_its_position_commits(
     messages, manifest = traffic(seed=5, records=1_500)
     per_partition = await rig.feed(messages)
     async with Running(rig, emulator, tmp_path) as running:
-
-        async def committed_all() -> bool:
-            return await rig.committed() == per_partition
-
-        await until(committed_all, "every position committed")
+        await until_committed(rig, per_partition)
         assert await running.stop()
     landed = Counter(table.removesuffix("_CL") for table in _landed_tables(emulator))
     assert dict(landed) == {t: n for t, n in manifest.valid.items() if n}
@@ -232,19 +234,12 @@ async def test_nothing_commits_while_rows_cannot_land(rig: Rig, emulator: Emulat
     per_partition = await rig.feed(messages)
     emulator.update_faults({"fail_5xx_rate": 1.0})
     async with Running(rig, emulator, tmp_path) as running:
-
-        async def read_all() -> bool:
-            return running.total("ingestor_read_events_total") == manifest.records
-
-        await until(read_all, "every record read")
-        await asyncio.sleep(1.5)  # several commit intervals while every upload fails
+        await until_total(running, "ingestor_read_events_total", manifest.records)
+        # Uploads keep failing for several commit intervals (1 s each; backoff is capped at 0.5 s).
+        await until_total(running, "ingestor_retries_total", 8, at_least=True)
         assert await rig.committed() == {}
         emulator.update_faults({"fail_5xx_rate": 0.0})
-
-        async def committed_all() -> bool:
-            return await rig.committed() == per_partition
-
-        await until(committed_all, "every position committed once the sink recovers")
+        await until_committed(rig, per_partition, "every position committed once the sink recovers")
     assert sum(1 for _ in _landed_tables(emulator)) == sum(manifest.valid.values())
 
 
@@ -254,11 +249,7 @@ async def test_a_lost_partition_is_landed_and_committed_before_it_goes(
     messages, _ = traffic(seed=7, records=800)
     per_partition = await rig.feed(messages)
     async with Running(rig, emulator, tmp_path) as running:
-
-        async def read_all() -> bool:
-            return running.total("ingestor_read_messages_total") == len(messages)
-
-        await until(read_all, "every message read")
+        await until_total(running, "ingestor_read_messages_total", len(messages))
         before = running.ingestor.source.assignment()
         await rig.lose_partitions()
 
@@ -279,11 +270,7 @@ async def test_graceful_shutdown_lands_and_commits_everything_read(
     per_partition = await rig.feed(messages)
     emulator.update_faults({"latency_ms": 150})  # uploads are in flight when the stop comes
     async with Running(rig, emulator, tmp_path) as running:
-
-        async def read_all() -> bool:
-            return running.total("ingestor_read_messages_total") == len(messages)
-
-        await until(read_all, "every message read")
+        await until_total(running, "ingestor_read_messages_total", len(messages))
         assert await running.stop()  # drained within the grace period
     assert await rig.committed() == per_partition
 
@@ -298,11 +285,7 @@ async def test_both_sources_report_the_same_metrics(
         messages, _ = traffic(seed=9, records=300)
         per_partition = await made.feed(messages)
         async with Running(made, emulator, tmp_path / made.kind) as running:
-
-            async def committed_all(rig: Rig = made, expected: dict[int, int] = per_partition) -> bool:
-                return await rig.committed() == expected
-
-            await until(committed_all, f"{made.kind}: every position committed")
+            await until_committed(made, per_partition, f"{made.kind}: every position committed")
             running.ingestor._observe_partitions()
             seen[made.kind] = {
                 (sample.name, tuple(sorted(sample.labels)))
