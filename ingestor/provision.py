@@ -34,6 +34,12 @@ TABLES_API = "2025-07-01"
 DCR_API = "2023-03-11"
 ROLE_API = "2022-04-01"
 FUNCTIONS_API = "2020-08-01"
+# ARM resource types the template holds.
+TABLE_TYPE = "Microsoft.OperationalInsights/workspaces/tables"
+DCE_TYPE = "Microsoft.Insights/dataCollectionEndpoints"
+DCR_TYPE = "Microsoft.Insights/dataCollectionRules"
+ROLE_ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
+FUNCTION_TYPE = "Microsoft.OperationalInsights/workspaces/savedSearches"
 # Built-in role that may send data to a DCR.
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 # Tag on each DCR resource naming its key in the `dataCollectionRuleIds` output (the emulator reads it too).
@@ -128,7 +134,7 @@ def build_template(config: Config, *, function_name: str = DEFAULT_FUNCTION_NAME
     resources: list[dict[str, Any]] = [_table(d, config) for d in all_destinations]
     resources.append(
         {
-            "type": "Microsoft.Insights/dataCollectionEndpoints",
+            "type": DCE_TYPE,
             "apiVersion": DCR_API,
             "name": "[variables('dceName')]",
             "location": "[parameters('location')]",
@@ -208,7 +214,7 @@ def _table(destination: Destination, config: Config) -> dict[str, Any]:
     if cls.total_retention_days is not None:
         properties["totalRetentionInDays"] = cls.total_retention_days
     return {
-        "type": "Microsoft.OperationalInsights/workspaces/tables",
+        "type": TABLE_TYPE,
         "apiVersion": TABLES_API,
         "name": f"[format('{{0}}/{destination.table_name}', parameters('workspaceName'))]",
         "properties": properties,
@@ -218,7 +224,7 @@ def _table(destination: Destination, config: Config) -> dict[str, Any]:
 def _rule(rule: Rule) -> dict[str, Any]:
     name = f"variables('dcr_{rule.key}')"
     return {
-        "type": "Microsoft.Insights/dataCollectionRules",
+        "type": DCR_TYPE,
         "apiVersion": DCR_API,
         "name": f"[{name}]",
         "location": "[parameters('location')]",
@@ -259,7 +265,7 @@ def _rule(rule: Rule) -> dict[str, Any]:
 def _role_assignment(rule: Rule) -> dict[str, Any]:
     rule_id = f"resourceId('Microsoft.Insights/dataCollectionRules', variables('dcr_{rule.key}'))"
     return {
-        "type": "Microsoft.Authorization/roleAssignments",
+        "type": ROLE_ASSIGNMENT_TYPE,
         "apiVersion": ROLE_API,
         "scope": f"[format('Microsoft.Insights/dataCollectionRules/{{0}}', variables('dcr_{rule.key}'))]",
         "name": f"[guid({rule_id}, parameters('principalId'), variables('publisherRole'))]",
@@ -278,7 +284,7 @@ def _function(table: str, members: list[Destination], function_name: str) -> dic
     tables = [d.table_name for d in members]
     query = tables[0] if len(tables) == 1 else f"union isfuzzy=true {', '.join(tables)}"
     return {
-        "type": "Microsoft.OperationalInsights/workspaces/savedSearches",
+        "type": FUNCTION_TYPE,
         "apiVersion": FUNCTIONS_API,
         "name": f"[format('{{0}}/defender-ingestor-{alias}', parameters('workspaceName'))]",
         "dependsOn": [
@@ -298,15 +304,20 @@ def _function(table: str, members: list[Destination], function_name: str) -> dic
 # -- checks ---------------------------------------------------------------------------------------------------
 
 
+def resources_of(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The template's resources of one ARM type."""
+    return [r for r in template.get("resources", []) if r["type"] == kind]
+
+
+def template_tables(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The template's custom tables: name -> table properties (plan, retention, schema)."""
+    return {r["properties"]["schema"]["name"]: r["properties"] for r in resources_of(template, TABLE_TYPE)}
+
+
 def check_template(template: dict[str, Any]) -> list[str]:
     """Problems Azure would refuse the template for (or that would lose columns silently); empty when none."""
-    resources = template.get("resources", [])
-    tables = {
-        r["properties"]["schema"]["name"]: r["properties"]
-        for r in resources
-        if r["type"] == "Microsoft.OperationalInsights/workspaces/tables"
-    }
-    rules = [r for r in resources if r["type"] == "Microsoft.Insights/dataCollectionRules"]
+    tables = template_tables(template)
+    rules = resources_of(template, DCR_TYPE)
     problems = [p for name, properties in tables.items() for p in _check_table(name, properties)]
     for rule in rules:
         problems.extend(_check_rule(rule, tables))
@@ -314,17 +325,15 @@ def check_template(template: dict[str, Any]) -> list[str]:
     publisher = MONITORING_METRICS_PUBLISHER in template.get("variables", {}).get("publisherRole", "")
     scopes = {
         r["scope"]
-        for r in resources
-        if r["type"] == "Microsoft.Authorization/roleAssignments"
-        and publisher
-        and r["properties"]["roleDefinitionId"] == "[variables('publisherRole')]"
+        for r in resources_of(template, ROLE_ASSIGNMENT_TYPE)
+        if publisher and r["properties"]["roleDefinitionId"] == "[variables('publisherRole')]"
     }
     problems.extend(
         f"DCR {rule['tags'][DCR_KEY_TAG]}: no Monitoring Metrics Publisher role assignment"
         for rule in rules
         if f"[format('Microsoft.Insights/dataCollectionRules/{{0}}', {rule['name'][1:-1]})]" not in scopes
     )
-    for function in (r for r in resources if r["type"] == "Microsoft.OperationalInsights/workspaces/savedSearches"):
+    for function in resources_of(template, FUNCTION_TYPE):
         query = function["properties"]["query"]
         unknown = [t for t in re.findall(r"\b\w+_CL\b", query) if t not in tables]
         if unknown:

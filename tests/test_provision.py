@@ -32,16 +32,8 @@ from ingestor.provision import build_template, check_template, plan_rules, resol
 from ingestor.tables import load_schemas
 
 SCHEMAS = load_schemas()
-TABLES = "Microsoft.OperationalInsights/workspaces/tables"
-RULES = "Microsoft.Insights/dataCollectionRules"
-
-
-def resources(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [r for r in template["resources"] if r["type"] == kind]
-
-
-def tables_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["properties"]["schema"]["name"]: r["properties"] for r in resources(template, TABLES)}
+TABLES, RULES = provision.TABLE_TYPE, provision.DCR_TYPE
+resources, tables_of = provision.resources_of, provision.template_tables
 
 
 def worked_example() -> dict[str, Any]:

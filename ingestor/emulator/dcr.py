@@ -11,7 +11,14 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestor.provision import DCR_KEY_TAG, ENDPOINT_OUTPUT, RULE_IDS_OUTPUT
+from ingestor.provision import (
+    DCR_KEY_TAG,
+    DCR_TYPE,
+    ENDPOINT_OUTPUT,
+    RULE_IDS_OUTPUT,
+    resources_of,
+    template_tables,
+)
 from ingestor.tables import COLUMN_TYPES, default_stream_name, default_table_name, load_schemas
 
 DEFAULT_RULE_ID = "dcr-00000000000000000000000000000000"
@@ -56,16 +63,9 @@ def immutable_id(key: str) -> str:
 
 def template_dcrs(template: dict[str, Any]) -> list[DcrDefinition]:
     """The data collection rules of a provisioned template, with the plans of the tables they write."""
-    resources = template.get("resources", [])
-    plans = {
-        r["properties"]["schema"]["name"]: r["properties"].get("plan", "Analytics")
-        for r in resources
-        if r["type"] == "Microsoft.OperationalInsights/workspaces/tables"
-    }
+    plans = {name: properties.get("plan", "Analytics") for name, properties in template_tables(template).items()}
     dcrs = []
-    for resource in resources:
-        if resource["type"] != "Microsoft.Insights/dataCollectionRules":
-            continue
+    for resource in resources_of(template, DCR_TYPE):
         key = resource.get("tags", {}).get(DCR_KEY_TAG)
         if not key:
             raise ValueError(f"DCR {resource['name']} has no {DCR_KEY_TAG} tag; was the template written by provision?")
