@@ -25,6 +25,7 @@ from ingestor.sources.eventhubs import EventHubsSource, namespace_host, starting
 
 NAMESPACE = "contoso-defender.servicebus.windows.net"
 HUB, GROUP = "defender", "$Default"
+STORAGE = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c3RvcmFnZS1rZXk=;EndpointSuffix=core.windows.net"
 CONNECTION = f"Endpoint=sb://{NAMESPACE}/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0LWtleQ==;EntityPath={HUB}"
 
 
@@ -310,3 +311,27 @@ def test_run_with_the_real_sdk_client_reports_not_ready_and_stops_cleanly(azurit
 async def _create_container(connection_string: str, name: str) -> None:
     async with BlobServiceClient.from_connection_string(connection_string) as service:
         await service.create_container(name)
+
+
+@pytest.mark.parametrize(
+    ("source", "credential"),
+    [
+        ({"connection_string": CONNECTION}, True),  # the store's account_url still needs Entra ID
+        ({"connection_string": CONNECTION, "checkpoint_store": {"connection_string": STORAGE,
+                                                                "container": "checkpoints"}}, False),
+        ({"fully_qualified_namespace": NAMESPACE}, True),
+    ],
+)  # fmt: skip
+async def test_entra_id_is_used_wherever_no_connection_string_is_given(
+    source: dict[str, Any], credential: bool
+) -> None:
+    config = parse_config(config_doc(source)).source
+    assert isinstance(config, EventHubsSourceConfig)
+    recorder = Recorder()
+    made = EventHubsSource(config, on_revoked=recorder.on_revoked, on_assigned=recorder.on_assigned)
+    try:
+        assert (made._credential is not None) == credential
+    finally:
+        await made._store.close()
+        if made._credential is not None:
+            await made._credential.close()

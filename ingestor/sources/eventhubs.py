@@ -80,7 +80,10 @@ class EventHubsSource:
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
         self._credential: Any = None
-        if (store is None or client is None) and config.connection_string is None:
+        # Entra ID for whichever of the two is built here without a connection string of its own.
+        if (client is None and config.connection_string is None) or (
+            store is None and config.checkpoint_store.connection_string is None
+        ):
             from azure.identity.aio import DefaultAzureCredential
 
             self._credential = DefaultAzureCredential()
