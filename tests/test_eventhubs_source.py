@@ -101,13 +101,10 @@ def test_kafka_errors_keep_their_locations() -> None:
 
 
 def test_check_config_masks_both_connection_strings(tmp_path: Path) -> None:
-    storage = (
-        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c3RvcmFnZS1rZXk=;EndpointSuffix=core.windows.net"
-    )
     doc = config_doc(
         {
             "connection_string": CONNECTION,
-            "checkpoint_store": {"connection_string": storage, "container": "checkpoints"},
+            "checkpoint_store": {"connection_string": STORAGE, "container": "checkpoints"},
         }
     )
     path = tmp_path / "ingestor.yaml"
