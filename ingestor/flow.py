@@ -44,11 +44,13 @@ _TAGGED = msgspec.json.Decoder(_Tagged).decode
 Track = Callable[[Position, float | None], Ticket]
 
 
-def dead_letter_store(config: DeadLetterConfig, source: KafkaSourceConfig | EventHubsSourceConfig) -> DeadLetterStore:
+def dead_letter_store(
+    config: DeadLetterConfig, source: KafkaSourceConfig | EventHubsSourceConfig, metrics: Metrics
+) -> DeadLetterStore:
     if config.type == "kafka":
         # Both checked by the config model: a Kafka dead letter has a topic and a Kafka source.
         assert config.topic is not None and isinstance(source, KafkaSourceConfig)
-        return KafkaStore(source, config.topic)
+        return KafkaStore(source, config.topic, metrics)
     assert config.path is not None
     return FileStore(config.path, max_file_bytes=config.max_file_bytes)
 
@@ -66,6 +68,7 @@ class Flow:
             unknown_columns=config.validation.unknown_columns,
             max_record_bytes=config.validation.max_record_bytes,
             max_field_bytes=config.validation.max_field_bytes,
+            max_message_bytes=config.validation.max_message_bytes,
         )
         sink = config.sink
         self.batchers = {
@@ -73,7 +76,7 @@ class Flow:
             for route in self.routes.values()
             for d in route.destinations
         }
-        store = dead_letter or dead_letter_store(config.dead_letter, config.source)
+        store = dead_letter or dead_letter_store(config.dead_letter, config.source, metrics)
         self.dead_letter = DeadLetterQueue(store, metrics, retry_secs=config.dead_letter.retry_secs)
         self._sink = LogsIngestionSink(sink)
         self.delivery = Delivery(sink, self._sink, self.batchers, self.dead_letter, metrics)
@@ -178,7 +181,10 @@ class Flow:
         route = self.routes[table]
         by_tag = {d.retention_tag: d for d in route.destinations}
         for row in rows:
-            tagged = _TAGGED(row)
+            try:
+                tagged = _TAGGED(row)
+            except (msgspec.DecodeError, RecursionError):  # not a row: the service refuses it, back to the dead letter
+                tagged = _Tagged()
             tag = tagged.RetentionTag
             destination = by_tag.get(tag, route.fallback) if isinstance(tag, str) else route.fallback
             window = 0
@@ -187,6 +193,14 @@ class Flow:
                 window = auxiliary_time(generated)[1] if isinstance(generated, str) else UNKNOWN_WINDOW
             self.delivery.submit(self.batchers[destination].add(row, ticket, window))
         self.metrics.events_read.labels(table).inc(len(rows))
+
+    def dead_letter_again(self, rejected: Rejected, ticket: Ticket) -> None:
+        """A record that cannot be decoded again (only a bounded copy of it is left) goes back to the dead letter."""
+        ticket.pending += 1
+        self.dead_letter.put([rejected], [ticket])
+        table = rejected.table or UNKNOWN_TABLE
+        self.metrics.events_read.labels(table).inc()
+        self.metrics.events_dead_lettered.labels(table, rejected.reason).inc()
 
     def _count(
         self,

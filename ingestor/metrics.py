@@ -1,7 +1,8 @@
 """Every Prometheus metric the ingestor exports, on an injectable registry.
 
-Labels are bounded: table, destination (table name), reason, status class, topic and partition. Stages update
-metrics once per batch, never per event.
+Labels are bounded: table, destination (table name), reason, status class, topic and partition come from the
+configuration and the code; the two taken from input, `category` and `column`, are capped where they are made
+(`ingestor.bounds`, `pipeline.decode`). Stages update metrics once per batch, never per event.
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ class Metrics:
         )
         self.dead_letter_written = Counter(
             "ingestor_dead_letter_written_entries", "Entries made durable in the dead letter", registry=r
+        )
+        self.dead_letter_truncated = Counter(
+            "ingestor_dead_letter_truncated_entries",
+            "Dead-letter entries whose raw record was cut to fit the Kafka topic's message limit",
+            registry=r,
         )
         self.dead_letter_write_errors = Counter(
             "ingestor_dead_letter_write_errors", "Failed dead-letter writes (retried, never dropped)", registry=r

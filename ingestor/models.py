@@ -66,6 +66,27 @@ class SourceRef:
     index: int | None
 
 
+# Every reason a dead-letter entry gives (README, "Faults and bad input"): the decoder's, then the sink's.
+DEAD_LETTER_REASONS = frozenset(
+    {
+        "malformed_json",
+        "not_an_object",
+        "invalid_envelope",
+        "empty_message",
+        "missing_required_column",
+        "unknown_column",
+        "invalid_type",
+        "invalid_value",
+        "too_deeply_nested",
+        "oversized_record",
+        "oversized_message",
+        "internal_error",
+        "rejected_by_service",
+        "oversized_row",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A record that cannot be delivered, on its way to the dead letter."""
@@ -75,6 +96,8 @@ class Rejected:
     reason: str
     detail: str
     source: SourceRef | None
+    # Set when `raw` is only a bounded copy: the length of the bytes it was cut from (they cannot be replayed).
+    original_bytes: int | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -25,7 +25,7 @@ from ingestor.config import Config, load_config
 from ingestor.errors import ConfigError
 from ingestor.models import Destination
 from ingestor.retention import FIXED_INTERACTIVE_DAYS, TOTAL_RETENTION_YEARS
-from ingestor.tables import Column, load_schemas
+from ingestor.tables import COLUMN_NAME, MAX_COLUMN_NAME_CHARS, RESERVED_COLUMNS, Column, load_schemas
 
 TEMPLATE_FILE = "azuredeploy.json"
 CONFIG_FILE = "ingestor.yaml"
@@ -54,10 +54,8 @@ MAX_FLOWS_PER_DCR = 10
 MAX_STREAMS_PER_DCR = 10
 MAX_TRANSFORM_CHARS = 15_360
 MAX_COLUMNS_PER_TABLE = 500
-MAX_COLUMN_NAME_CHARS = 45
 MAX_DCR_NAME_CHARS = 64
 MAX_PREFIX_CHARS = 17
-RESERVED_COLUMNS = frozenset({"_resourceid", "id", "_subscriptionid", "tenantid", "type", "uniqueid", "title"})
 TABLE_COLUMN_TYPES = {
     "string": "string",
     "int": "int",
@@ -71,7 +69,6 @@ TABLE_COLUMN_TYPES = {
 # A stream declaration has no guid type: the table stores guids as strings anyway.
 STREAM_COLUMN_TYPES = {**{k: k for k in TABLE_COLUMN_TYPES}, "guid": "string"}
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,59}_CL")
-_COLUMN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +352,7 @@ def _check_table(name: str, properties: dict[str, Any]) -> list[str]:
         problems.append(f"{where}: duplicate column names")
     for column in columns:
         column_name, column_type = column["name"], column["type"]
-        if not _COLUMN_NAME.fullmatch(column_name) or len(column_name) > MAX_COLUMN_NAME_CHARS:
+        if not COLUMN_NAME.fullmatch(column_name) or len(column_name) > MAX_COLUMN_NAME_CHARS:
             problems.append(f"{where}: column {column_name!r} must be a letter then letters/digits/_, <= 45 chars")
         if column_name.lower() in RESERVED_COLUMNS:
             problems.append(f"{where}: column {column_name!r} is reserved")

@@ -17,17 +17,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
+
 from ingestor.commit import OffsetTracker
 from ingestor.config import Config
 from ingestor.flow import Flow, cancel
 from ingestor.metrics import Metrics
-from ingestor.models import Message, Position
-from ingestor.sinks.dead_letter import DeadLetterEntry, FileStore, read_dead_letter_file
+from ingestor.models import DEAD_LETTER_REASONS, Message, Position, Rejected, SourceRef
+from ingestor.sinks.dead_letter import DeadLetterEntry, FileStore, read_dead_letter_lines
+from ingestor.tables import load_schemas
 
 log = logging.getLogger(__name__)
 # Rows the sink dead-lettered: their raw bytes are shaped rows, not Streaming API records.
 ROW_REASONS = frozenset({"rejected_by_service", "oversized_row"})
 LINES_PER_MESSAGE = 500
+CHUNK_BYTES = 1_048_576
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,19 +50,26 @@ def is_dead_letter(path: Path) -> bool:
 
 
 def storage_export_messages(path: Path) -> Iterator[Message]:
-    """Chunks of lines of a Storage-export file as messages (position: file, line of the chunk's start)."""
+    """Chunks of non-blank lines of a Storage-export file as messages (position: file, line of the chunk's start),
+    each at most LINES_PER_MESSAGE lines and, unless one line is longer, CHUNK_BYTES."""
     opener = gzip.open if path.suffix == ".gz" else open
     topic = f"replay:{path.name}"
     with opener(path, "rb") as handle:
         chunk: list[bytes] = []
-        start = 0
+        start = size = 0
         for number, line in enumerate(handle):
+            if not line.strip():
+                continue
+            if chunk and size + len(line) > CHUNK_BYTES:
+                yield Message(b"".join(chunk), Position(topic, 0, start))
+                chunk, size = [], 0
             if not chunk:
                 start = number
             chunk.append(line)
+            size += len(line)
             if len(chunk) >= LINES_PER_MESSAGE:
                 yield Message(b"".join(chunk), Position(topic, 0, start))
-                chunk = []
+                chunk, size = [], 0
         if chunk:
             yield Message(b"".join(chunk), Position(topic, 0, start))
 
@@ -103,6 +114,11 @@ async def replay(config: Config, files: list[Path], dead_letter_dir: Path, *, pr
                     if isinstance(item, Message):
                         flow.process([item], tracker.track)
                         records += item.value.count(b"\n") + 1
+                    elif isinstance(item, Rejected):
+                        ticket = tracker.track(item.source.position if item.source else Position("replay", 0, 0))
+                        flow.dead_letter_again(item, ticket)
+                        ticket.sealed = True
+                        records += 1
                     else:
                         position, table, rows = item
                         ticket = tracker.track(position, None)
@@ -126,15 +142,28 @@ async def replay(config: Config, files: list[Path], dead_letter_dir: Path, *, pr
     return 0 if drained and not failed else 1
 
 
-def _messages(path: Path) -> Iterator[Message | tuple[Position, str, list[bytes]]]:
+def _messages(path: Path) -> Iterator[Message | Rejected | tuple[Position, str, list[bytes]]]:
+    """What to send again: records (as messages), rows the service refused (by table), and entries that hold
+    only a bounded copy of their record (they go back to the dead letter as they are)."""
     if not is_dead_letter(path):
         yield from storage_export_messages(path)
         return
     topic = f"replay:{path.name}"
-    for number, entry in enumerate(read_dead_letter_file(path)):
-        raw = _raw(entry)
+    decode = msgspec.json.Decoder(DeadLetterEntry).decode
+    tables = load_schemas()
+    for number, line in enumerate(read_dead_letter_lines(path)):
         position = Position(topic, 0, number)
-        if entry.reason in ROW_REASONS and entry.table:
+        try:
+            entry = decode(line)
+            raw = _raw(entry)
+        except (msgspec.DecodeError, ValueError):  # not an entry: decoded as a record, it gets a reason of its own
+            yield Message(line, position)
+            continue
+        if entry.raw_original_bytes is not None and entry.reason in DEAD_LETTER_REASONS:
+            ref = SourceRef(position, entry.index)
+            table = entry.table if entry.table in tables else None  # a metric label: only known tables
+            yield Rejected(raw, table, entry.reason, entry.detail, ref, entry.raw_original_bytes)
+        elif entry.reason in ROW_REASONS and entry.table in tables:
             yield position, entry.table, [raw]
         else:
             yield Message(raw, position)

@@ -28,6 +28,7 @@ TABLE_NAME = r"[A-Za-z][A-Za-z0-9_]{0,59}_CL"
 # Columns a destination must keep: the service needs TimeGenerated, and a row without these is invalid.
 UNDROPPABLE = ("TimeGenerated", "RetentionTag")
 DEFAULT_CLASS = "default"
+_SCALARS = frozenset({str, int, float, bool})
 
 
 class _Model(BaseModel):
@@ -95,7 +96,8 @@ class Predicate(_Model):
         column = self.column
         if self.in_ is not None:
             allowed = frozenset(self.in_)
-            return lambda row: getattr(row, column) in allowed
+            # A dynamic column can hold a list or an object, which no set can be asked about.
+            return lambda row: (value := getattr(row, column)).__class__ in _SCALARS and value in allowed
         if self.prefix is not None:
             prefix = self.prefix
             return lambda row: (value := getattr(row, column)).__class__ is str and value.startswith(prefix)

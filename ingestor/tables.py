@@ -7,6 +7,7 @@ package (`ingestor/schemas/` in a wheel) and are read from the repository's `sch
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -16,6 +17,19 @@ from typing import Literal
 ColumnType = Literal["string", "int", "long", "real", "boolean", "datetime", "dynamic", "guid"]
 COLUMN_TYPES: frozenset[str] = frozenset(ColumnType.__args__)  # type: ignore[attr-defined]
 CATEGORY_PREFIX = "AdvancedHunting-"
+# Azure's rule for a custom column: a letter, then letters, digits and `_`, at most 45 characters, not reserved.
+MAX_COLUMN_NAME_CHARS = 45
+COLUMN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+RESERVED_COLUMNS = frozenset({"_resourceid", "id", "_subscriptionid", "tenantid", "type", "uniqueid", "title"})
+
+
+def is_column_name(name: str) -> bool:
+    """Whether Log Analytics takes `name` as a custom column name."""
+    return (
+        len(name) <= MAX_COLUMN_NAME_CHARS
+        and COLUMN_NAME.fullmatch(name) is not None
+        and name.lower() not in RESERVED_COLUMNS
+    )
 
 
 @dataclass(frozen=True, slots=True)

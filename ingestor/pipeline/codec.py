@@ -8,13 +8,14 @@ to `is_datetime` (a constrained msgspec string calls the regex at three times th
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
 
-from ingestor.tables import TableSchema
+from ingestor.tables import TableSchema, is_column_name
 
 # \A and \Z, not ^ and $ (`$` also matches before a trailing newline); [0-9], not \d (any Unicode digit).
 DATETIME_PATTERN = (
@@ -71,13 +72,17 @@ class TableCodec:
     def table(self) -> str:
         return self.schema.table
 
-    def learn(self, column: str) -> bool:
-        """Accept `column` as a known-unknown so the fast path keeps working; False when at the cap."""
-        if column in self.learned.values() or len(self.learned) >= MAX_LEARNED_COLUMNS:
-            return False
-        self.learned[f"x_learned_{len(self.learned)}"] = column
-        self._compile()
-        return True
+    def learning(self, column: str) -> TableCodec | None:
+        """A new codec that also takes `column` as a known-unknown, so the fast path keeps working.
+
+        None when `column` is known, not a valid Log Analytics column name, or the table is at
+        MAX_LEARNED_COLUMNS: such records keep taking the per-record path. This codec is left as it was.
+        """
+        if column in self.learned.values() or len(self.learned) >= MAX_LEARNED_COLUMNS or not is_column_name(column):
+            return None
+        codec = dataclasses.replace(self, learned={**self.learned, f"x_learned_{len(self.learned)}": column})
+        codec._compile()
+        return codec
 
     def _compile(self) -> None:
         self.row_type, self.record_type = self._types("", COLUMN_TYPES)

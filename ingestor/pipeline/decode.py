@@ -6,6 +6,11 @@ skip (unknown category). Hot path: the whole message is decoded typed (route + v
 anything in it fails, it is split into raw records and each is decoded alone, and a record that fails is decoded
 again to explain why.
 
+The invariant, enforced by `MessageDecoder.decode`: whatever bytes arrive, decoding returns; it never raises. A
+message over `max_message_bytes` and a record over `max_record_bytes` are refused before they are parsed (the dead
+letter keeps a bounded copy). Anything keyed by input (learned columns, label values, first sightings) is capped
+(`ingestor.bounds`).
+
 A row bound for an Auxiliary table gets TimeGenerated in the form that plan demands (UTC, exactly six fractional
 digits) and the half-hour window of that time, which its batcher keeps each batch within; its dynamic columns
 go as JSON text, since Auxiliary tables have no dynamic type (`ingestor provision` declares them string).
@@ -16,24 +21,33 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from ingestor.bounds import MAX_LABEL_CHARS, BoundedLabels, bounded_copy, cut
 from ingestor.models import AUXILIARY_WINDOW_SECS, Destination, Rejected, SourceRef
-from ingestor.pipeline.codec import Envelope, GenericRecord, TableCodec, is_datetime, record_union
+from ingestor.pipeline.codec import MAX_LEARNED_COLUMNS, Envelope, GenericRecord, TableCodec, is_datetime, record_union
 from ingestor.retention import TableRoute
-from ingestor.tables import CATEGORY_PREFIX, TableSchema, default_stream_name, default_table_name
+from ingestor.tables import CATEGORY_PREFIX, TableSchema, default_stream_name, default_table_name, is_column_name
 
 log = logging.getLogger(__name__)
 
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _AT_PATH = re.compile(r"at `\$\.?(?:properties\.)?([^`\[]*)")
+_CATEGORY = re.compile(rb'"category"\s*:\s*"([^"\\]{1,128})"')
+# Label caps: distinct skipped categories; distinct unknown columns per table (learned ones first); kinds of
+# unforeseen exception logged once each.
 MAX_SKIP_LABELS = 32
+MAX_UNKNOWN_COLUMN_LABELS = MAX_LEARNED_COLUMNS
+MAX_ERROR_KINDS = 32
+# The `column` label of unknown columns whose name Log Analytics would refuse (never learned, never a label).
+INVALID_NAME = "invalid_name"
+# Where a message's size is peeked for a category when it is too big to parse.
+_PEEK_BYTES = 4096
 # The window of an Auxiliary row whose Timestamp has the format but is no time (February 30th, year 0).
 UNKNOWN_WINDOW = -1
 
@@ -52,14 +66,27 @@ class DecodedRow:
 
 @dataclass(slots=True)
 class DecodeResult:
-    """What one message turned into; `read` counts records (a message that is not JSON at all counts 1)."""
+    """What one message turned into; `read` counts records (a message that is no list of records counts 1).
+
+    `read == len(rows) + len(rejected) + skipped.total()` for every message.
+    """
 
     rows: list[DecodedRow] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    # (table, column label): bounded labels, see MAX_UNKNOWN_COLUMN_LABELS and INVALID_NAME.
     unknown_columns: Counter[tuple[str, str]] = field(default_factory=Counter)
     truncated_fields: Counter[str] = field(default_factory=Counter)
     read: int = 0
+
+    def reject(self, raw: bytes, table: str | None, reason: str, detail: str, source: SourceRef | None) -> None:
+        self.rejected.append(Rejected(raw, table, reason, cut(detail), source))
+
+    def reject_copy(self, raw: bytes, table: str | None, reason: str, detail: str, source: SourceRef | None) -> None:
+        """Reject `raw` keeping only a bounded copy of it, with its length and hash in the detail."""
+        copy, note = bounded_copy(raw)
+        original = len(raw) if len(copy) < len(raw) else None
+        self.rejected.append(Rejected(copy, table, reason, cut(f"{detail}; {note}"), source, original))
 
 
 class MessageDecoder:
@@ -73,59 +100,103 @@ class MessageDecoder:
         unknown_columns: str = "drop",
         max_record_bytes: int = 1_000_000,
         max_field_bytes: int = 65_536,
+        max_message_bytes: int = 4_194_304,
     ) -> None:
-        self._codecs = {s.category: TableCodec.build(s, max_field_bytes=max_field_bytes) for s in schemas.values()}
         # Default: every table to its `<T>_CL` destination of the default class (tests, tools without a config).
         self._routes = routes or {t: TableRoute([], _default_destination(t)) for t in schemas}
         self._reject_unknown = unknown_columns == "reject"
         self._max_record_bytes = max_record_bytes
         self._max_field_bytes = max_field_bytes
+        self._max_message_bytes = max(max_message_bytes, max_record_bytes)
         self._encode = msgspec.json.Encoder().encode
         self._decode_generic = msgspec.json.Decoder(GenericRecord).decode
         self._decode_envelope = msgspec.json.Decoder(Envelope).decode
-        self._seen_unknown: set[tuple[str, str]] = set()
-        self._seen_skipped: set[str] = set()
-        self._compile()
+        self._column_labels = {s.table: BoundedLabels(MAX_UNKNOWN_COLUMN_LABELS) for s in schemas.values()}
+        self._skip_labels = BoundedLabels(MAX_SKIP_LABELS)
+        self._error_kinds = BoundedLabels(MAX_ERROR_KINDS)
+        self._use({s.category: TableCodec.build(s, max_field_bytes=max_field_bytes) for s in schemas.values()})
 
-    def _compile(self) -> None:
-        codecs = list(self._codecs.values())
-        self._by_type = {c.record_type: c for c in codecs} | {c.fast_record_type: c for c in codecs}
-        self._decode_record = msgspec.json.Decoder(record_union([c.record_type for c in codecs])).decode
-        fast = record_union([c.fast_record_type for c in codecs])
+    def _use(self, codecs: dict[str, TableCodec]) -> None:
+        """Compile the decoders for `codecs` and switch to them; nothing changes if compiling fails."""
+        types = list(codecs.values())
+        by_type = {c.record_type: c for c in types} | {c.fast_record_type: c for c in types}
+        decode_record = msgspec.json.Decoder(record_union([c.record_type for c in types])).decode
+        fast = record_union([c.fast_record_type for c in types])
         envelope = msgspec.defstruct("TypedEnvelope", [("records", list[fast])])  # type: ignore[valid-type]
-        self._decode_message = msgspec.json.Decoder(envelope).decode
+        decode_message = msgspec.json.Decoder(envelope).decode
+        self._codecs, self._by_type = codecs, by_type
+        self._decode_record, self._decode_message = decode_record, decode_message
 
     # -- public -------------------------------------------------------------------------------------------
 
     def decode(self, value: bytes, source: SourceRef | None = None) -> DecodeResult:
         """Hot path: one call per message. `source` locates the message; records get their index.
 
-        Fast path: the whole envelope in one typed decode (no record can be oversized in a message that is not,
+        Total: whatever `value` holds, this returns, and every record read is a row, a Rejected or a skip. A
+        failure nobody foresaw dead-letters the record (or, outside any record, the message) as `internal_error`
+        and leaves the decoder as it was: codecs change only by `_use`, which swaps in fully compiled ones.
+        """
+        try:
+            return self._decode(value, source)
+        except Exception as exc:  # noqa: BLE001 - the guard of the invariant above
+            result = DecodeResult(read=1)
+            self._internal_error(value, exc, _ref(source, 0), result)
+            return result
+
+    def _decode(self, value: bytes, source: SourceRef | None) -> DecodeResult:
+        """Fast path: the whole envelope in one typed decode (no record can be oversized in a message that is not,
         and no string can need truncating). Any failure, or a message that does not fit, goes record by record.
         """
         result = DecodeResult()
-        if len(value) <= self._max_record_bytes:
+        size = len(value)
+        if size <= self._max_record_bytes:
             try:
                 records = self._decode_message(value).records  # type: ignore[attr-defined]
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                pass
-            else:
-                if self._datetimes_valid(records):
-                    result.read = len(records)
+                if records and self._datetimes_valid(records):
                     by_type, shape, append = self._by_type, self._shape, result.rows.append
                     for record in records:
                         append(shape(by_type[record.__class__], record, result))
+                    result.read = len(records)
                     return result
-        raws = _split_message(value, self._decode_envelope)
-        if isinstance(raws, Rejected):
+            except Exception:  # noqa: BLE001 - any failure: the per-record path below explains it
+                result = DecodeResult()
+        elif size > self._max_message_bytes:
             result.read = 1
-            result.rejected.append(_with_source(raws, source, 0))
+            self._refuse(value, "message", _ref(source, 0), result)
             return result
-        result.read = len(raws)
-        decode_one = self._decode_one
+        raws = self._split(value, source, result)
+        result.read = len(raws) or len(result.rejected)
         for index, raw in enumerate(raws):
-            decode_one(raw, source, index, result)
+            try:
+                self._decode_one(raw, source, index, result)
+            except RecursionError:
+                detail = "JSON nested deeper than the decoder allows (about 1,000 levels)"
+                result.reject(raw, self._peek_table(raw), "too_deeply_nested", detail, _ref(source, index))
+            except Exception as exc:  # noqa: BLE001 - one record's unforeseen failure stays that record's
+                self._internal_error(raw, exc, _ref(source, index), result)
         return result
+
+    def _split(self, value: bytes, source: SourceRef | None, result: DecodeResult) -> list[bytes]:
+        """Records of a message: the envelope's array elements, or its non-empty lines; [] if it has none (then
+        `result` holds why)."""
+        ref = _ref(source, 0)
+        try:
+            records = self._decode_envelope(value).records
+        except msgspec.ValidationError as exc:
+            if "$.records" in str(exc):
+                result.reject(value, None, "invalid_envelope", f"`records` is not a list of records: {exc}", ref)
+                return []
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            pass  # not an envelope, or one too deep to split: its lines are its records
+        else:
+            if not records:
+                result.reject(value, None, "empty_message", "the envelope holds no records", ref)
+            return [bytes(r) for r in records]
+        lines = [line for line in (raw.strip() for raw in value.split(b"\n")) if line]
+        if not lines:
+            detail = f"message of {len(value)} bytes holds no record (empty or whitespace only)"
+            result.reject(value, None, "empty_message", detail, ref)
+        return lines
 
     def _datetimes_valid(self, records: list[Any]) -> bool:
         """Whether every datetime in fast-decoded records has the format the strict types demand."""
@@ -139,10 +210,9 @@ class MessageDecoder:
         return True
 
     def _decode_one(self, raw: bytes, source: SourceRef | None, index: int, result: DecodeResult) -> None:
+        ref = _ref(source, index)
         if len(raw) > self._max_record_bytes:
-            table = self._peek_table(raw)
-            detail = f"record is {len(raw)} bytes; validation.max_record_bytes is {self._max_record_bytes}"
-            result.rejected.append(Rejected(raw, table, "oversized_record", detail, _ref(source, index)))
+            self._refuse(raw, "record", ref, result)
             return
         try:
             record = self._decode_record(raw)
@@ -150,7 +220,7 @@ class MessageDecoder:
             self._explain(raw, source, index, result)
             return
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            result.rejected.append(Rejected(raw, None, "malformed_json", str(exc), _ref(source, index)))
+            result.reject(raw, None, "malformed_json", str(exc), ref)
             return
         codec = self._by_type[record.__class__]
         if len(raw) > self._max_field_bytes:
@@ -180,9 +250,10 @@ class MessageDecoder:
             elif auxiliary and value is not None:
                 setattr(row, name, self._encode(value).decode())
         if codec.learned:
+            labels = self._column_labels[codec.table]
             for name, column in codec.learned.items():
                 if getattr(row, name) is not None:
-                    result.unknown_columns[(codec.table, column)] += 1
+                    result.unknown_columns[(codec.table, labels.get(column))] += 1
                     setattr(row, name, None)
         return DecodedRow(destination, self._encode(row), window)
 
@@ -194,38 +265,36 @@ class MessageDecoder:
         try:
             generic = self._decode_generic(raw)
         except msgspec.ValidationError:
-            result.rejected.append(Rejected(raw, None, "not_an_object", "record is not a JSON object", ref))
+            result.reject(raw, None, "not_an_object", "record is not a JSON object", ref)
             return
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             # The typed decode can stop at a schema error before it sees that the JSON itself is broken
             # (e.g. trailing characters), and msgspec checks UTF-8 lazily, per decoder.
-            result.rejected.append(Rejected(raw, None, "malformed_json", str(exc), ref))
+            result.reject(raw, None, "malformed_json", str(exc), ref)
             return
         category = generic.category
         if not isinstance(category, str):
-            detail = "record has no string `category`"
-            result.rejected.append(Rejected(raw, None, "invalid_envelope", detail, ref))
+            result.reject(raw, None, "invalid_envelope", "record has no string `category`", ref)
             return
         codec = self._codecs.get(category)
         if codec is None:
             self._skip(category, result)
             return
         if not isinstance(generic.properties, dict):
-            detail = "record has no `properties` object"
-            result.rejected.append(Rejected(raw, codec.table, "invalid_envelope", detail, ref))
+            result.reject(raw, codec.table, "invalid_envelope", "record has no `properties` object", ref)
             return
         unknown = [k for k in generic.properties if k not in codec.schema.column_names]
         if unknown:
             # With `drop`, learn the columns so later records take the fast path (which counts and drops
             # them); with `reject`, keep them unknown so each such record comes here with its raw bytes.
-            if not self._reject_unknown and all(self._learn(codec, column) for column in unknown):
+            if not self._reject_unknown and self._learn(codec, unknown):
                 self._decode_one(raw, source, index, result)  # learned columns now decode; counted there
                 return
             for column in unknown:
                 self._note_unknown(codec.table, column, result)
             if self._reject_unknown:
-                detail = f"unknown columns {sorted(unknown)}"
-                result.rejected.append(Rejected(raw, codec.table, "unknown_column", detail, ref))
+                names = [_printable(c) for c in sorted(unknown)[:10]]
+                result.reject(raw, codec.table, "unknown_column", f"unknown columns {names}", ref)
                 return
             for column in unknown:
                 del generic.properties[column]
@@ -233,7 +302,7 @@ class MessageDecoder:
             row = msgspec.convert(generic.properties, codec.row_type)
         except msgspec.ValidationError as exc:
             reason, detail = _classify(str(exc), codec.schema)
-            result.rejected.append(Rejected(raw, codec.table, reason, detail, ref))
+            result.reject(raw, codec.table, reason, detail, ref)
             return
         tenant = generic.tenantId if isinstance(generic.tenantId, str) else None
         record = codec.record_type(properties=row, tenantId=tenant)
@@ -241,29 +310,57 @@ class MessageDecoder:
             self._truncate(codec, row, result)
         result.rows.append(self._shape(codec, record, result))
 
-    def _learn(self, codec: TableCodec, column: str) -> bool:
-        if not codec.learn(column):
-            return False
-        log.warning("new column seen; dropping it from rows", extra={"table": codec.table, "column": column})
-        self._seen_unknown.add((codec.table, column))
-        self._compile()
+    def _learn(self, codec: TableCodec, columns: list[str]) -> bool:
+        """Learn every one of `columns` into the table's codec, or none of them; whether it did."""
+        learned = codec
+        for column in columns:
+            wider = learned.learning(column)
+            if wider is None:
+                return False
+            learned = wider
+        self._use({**self._codecs, codec.schema.category: learned})
+        labels = self._column_labels[codec.table]
+        for column in columns:
+            if labels.admit(column)[1]:
+                log.warning("new column seen; dropping it from rows", extra={"table": codec.table, "column": column})
         return True
 
     def _note_unknown(self, table: str, column: str, result: DecodeResult) -> None:
-        result.unknown_columns[(table, column)] += 1
-        if (table, column) not in self._seen_unknown:
-            self._seen_unknown.add((table, column))
-            log.warning("new column seen", extra={"table": table, "column": column})
+        if not is_column_name(column):
+            label, new = INVALID_NAME, False
+            if self._column_labels[table].admit(INVALID_NAME)[1]:
+                log.warning(
+                    "column name Log Analytics would refuse; counted as invalid_name from now on",
+                    extra={"table": table, "column": _printable(column)},
+                )
+        else:
+            label, new = self._column_labels[table].admit(column)
+            if new:
+                log.warning("new column seen", extra={"table": table, "column": label})
+        result.unknown_columns[(table, label)] += 1
 
     def _skip(self, category: str, result: DecodeResult) -> None:
-        label = category.removeprefix(CATEGORY_PREFIX)
-        if label not in self._seen_skipped:
-            if len(self._seen_skipped) >= MAX_SKIP_LABELS:
-                label = "other"
-            else:
-                self._seen_skipped.add(label)
-                log.info("skipping category we do not ingest", extra={"category": category})
+        label, new = self._skip_labels.admit(category.removeprefix(CATEGORY_PREFIX))
+        if new:
+            log.info("skipping category we do not ingest", extra={"category": _printable(category)})
         result.skipped[label] += 1
+
+    def _refuse(self, raw: bytes, what: str, ref: SourceRef | None, result: DecodeResult) -> None:
+        """Dead-letter a `what` ("message" or "record") too big to parse, unparsed: a bounded copy, its length and
+        hash, as reason `oversized_<what>`."""
+        limit = self._max_message_bytes if what == "message" else self._max_record_bytes
+        detail = f"{what} is {len(raw):,} bytes; validation.max_{what}_bytes is {limit:,}"
+        result.reject_copy(raw, self._peek_table(raw), f"oversized_{what}", detail, ref)
+
+    def _internal_error(self, raw: bytes, exc: Exception, ref: SourceRef | None, result: DecodeResult) -> None:
+        kind = exc.__class__.__name__
+        detail = f"{kind}: {exc}"
+        if self._error_kinds.admit(kind)[1]:
+            log.error(
+                "unforeseen failure decoding a record; it goes to the dead letter (internal_error)",
+                extra={"error": cut(detail, 300)},
+            )
+        result.reject_copy(raw, self._peek_table(raw), "internal_error", detail, ref)
 
     def _truncated(self, value: str, table: str, result: DecodeResult) -> str:
         encoded = value.encode()
@@ -279,12 +376,12 @@ class MessageDecoder:
                 setattr(row, name, self._truncated(value, codec.table, result))
 
     def _peek_table(self, raw: bytes) -> str | None:
-        try:
-            category = self._decode_generic(raw).category
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            return None
-        codec = self._codecs.get(category) if isinstance(category, str) else None
-        return codec.table if codec else None
+        """The table a record names, read from its first and last bytes without parsing it."""
+        for part in (raw[:_PEEK_BYTES], raw[-_PEEK_BYTES:]):
+            if match := _CATEGORY.search(part):
+                codec = self._codecs.get(match.group(1).decode(errors="replace"))
+                return codec.table if codec else None
+        return None
 
 
 def auxiliary_time(timestamp: str) -> tuple[str, int]:
@@ -301,18 +398,6 @@ def auxiliary_time(timestamp: str) -> tuple[str, int]:
     return text, int(moment.timestamp() // AUXILIARY_WINDOW_SECS)
 
 
-def _split_message(value: bytes, decode_envelope: Callable[[bytes], Envelope]) -> list[bytes] | Rejected:
-    """Records of a message: the envelope's array elements, or its non-empty lines."""
-    try:
-        return [bytes(r) for r in decode_envelope(value).records]
-    except msgspec.ValidationError as exc:
-        if "$.records" in str(exc):
-            return Rejected(value, None, "invalid_envelope", f"`records` is not a list of records: {exc}", None)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        pass
-    return [line for line in (raw.strip() for raw in value.split(b"\n")) if line]
-
-
 def _default_destination(table: str) -> Destination:
     return Destination(table, "", default_stream_name(table), default_table_name(table))
 
@@ -321,21 +406,19 @@ def _ref(source: SourceRef | None, index: int) -> SourceRef | None:
     return SourceRef(source.position, index) if source is not None else None
 
 
-def _with_source(rejected: Rejected, source: SourceRef | None, index: int) -> Rejected:
-    if source is None:
-        return rejected
-    ref = SourceRef(source.position, index)
-    return Rejected(rejected.raw, rejected.table, rejected.reason, rejected.detail, ref)
-
-
 def _parse_dynamic(text: str) -> Any:
     """JSON text becomes its value so KQL can index it; other text stays a string."""
     if not text or text[0] not in "[{":
         return text
     try:
         return msgspec.Raw(msgspec.json.decode(text.encode(), type=msgspec.Raw))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # too deep to parse: kept as the text it is
         return text
+
+
+def _printable(text: str) -> str:
+    """Input text for a log line or a detail: bounded, control characters escaped."""
+    return repr(text[:MAX_LABEL_CHARS])[1:-1]
 
 
 def _classify(message: str, schema: TableSchema) -> tuple[str, str]:
@@ -352,4 +435,4 @@ def _classify(message: str, schema: TableSchema) -> tuple[str, str]:
     return "invalid_value", message
 
 
-__all__ = ["UNKNOWN_WINDOW", "DecodeResult", "DecodedRow", "MessageDecoder", "auxiliary_time"]
+__all__ = ["INVALID_NAME", "UNKNOWN_WINDOW", "DecodeResult", "DecodedRow", "MessageDecoder", "auxiliary_time"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import hashlib
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from typing import BinaryIO, Protocol
 import msgspec
 from aiokafka import AIOKafkaProducer
 
+from ingestor.bounds import MAX_DETAIL_CHARS, cut
 from ingestor.commit import settle
 from ingestor.config import KafkaSourceConfig
 from ingestor.kafka_connection import connection_settings
@@ -49,6 +51,8 @@ class DeadLetterEntry(msgspec.Struct, omit_defaults=True):
     index: int | None = None
     raw: str | None = None
     raw_base64: str | None = None
+    # Set when `raw` holds only the first bytes of a record too big to keep: the record's length in bytes.
+    raw_original_bytes: int | None = None
 
 
 def entry_for(rejected: Rejected) -> DeadLetterEntry:
@@ -60,7 +64,7 @@ def entry_for(rejected: Rejected) -> DeadLetterEntry:
     return DeadLetterEntry(
         time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         reason=rejected.reason,
-        detail=rejected.detail,
+        detail=cut(rejected.detail),
         table=rejected.table,
         topic=ref.position.topic if ref else None,
         partition=ref.position.partition if ref else None,
@@ -68,6 +72,7 @@ def entry_for(rejected: Rejected) -> DeadLetterEntry:
         index=ref.index if ref else None,
         raw=raw,
         raw_base64=raw_b64,
+        raw_original_bytes=rejected.original_bytes,
     )
 
 
@@ -137,17 +142,50 @@ class FileStore:
         self.file.close()
 
 
+def fit_entry(line: bytes, max_bytes: int) -> bytes:
+    """An encoded entry at most `max_bytes` long: `line` itself, or its entry with `raw` cut by encoded size.
+
+    JSON escaping and UTF-8 make an entry up to six times longer than its raw text, so the cut is searched on the
+    encoding itself. The detail gains the raw bytes' original length and SHA-256.
+    """
+    if len(line) <= max_bytes:
+        return line
+    entry = msgspec.json.decode(line, type=DeadLetterEntry)
+    as_text = entry.raw is not None
+    raw = entry.raw.encode() if entry.raw is not None else base64.b64decode(entry.raw_base64 or "")
+    digest = hashlib.sha256(raw).hexdigest()
+    entry.detail = cut(entry.detail, MAX_DETAIL_CHARS - 200)
+    entry.detail += f"; raw cut to fit the dead-letter topic: original {len(raw):,} bytes, sha256 {digest}"
+    entry.raw_original_bytes = entry.raw_original_bytes or len(raw)
+
+    def encoded(size: int) -> bytes:
+        head = raw[:size]
+        if as_text:
+            entry.raw = head.decode(errors="ignore")  # a character cut in two goes whole
+        else:
+            entry.raw_base64 = base64.b64encode(head).decode()
+        return msgspec.json.encode(entry)
+
+    low, high = 0, len(raw)  # the longest head whose entry fits: encoded size grows with the head
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(encoded(middle)) <= max_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    return encoded(low)
+
+
 class KafkaStore:
     """One message per entry on a topic of the source's brokers, acknowledged by all in-sync replicas.
 
-    An entry larger than the topic's message limit (Event Hubs: 1 MB) keeps its first `TRUNCATED_RAW_CHARS`
-    characters of `raw`, says so in `detail`, and is counted in `ingestor_dead_letter_truncated_entries_total`.
+    An entry larger than the topic's message limit (Event Hubs: 1 MB) keeps as much of `raw` as fits once
+    encoded (`fit_entry`), says so in `detail`, and is counted in `ingestor_dead_letter_truncated_entries_total`.
     """
 
     MAX_MESSAGE_BYTES = 1_000_000
-    TRUNCATED_RAW_CHARS = 900_000
 
-    def __init__(self, source: KafkaSourceConfig, topic: str, metrics: Metrics | None = None) -> None:
+    def __init__(self, source: KafkaSourceConfig, topic: str, metrics: Metrics) -> None:
         self._settings = connection_settings(source)
         self._topic = topic
         self._metrics = metrics
@@ -164,14 +202,11 @@ class KafkaStore:
         await asyncio.gather(*pending)
 
     def _fit(self, value: bytes) -> bytes:
-        if len(value) <= self.MAX_MESSAGE_BYTES:
-            return value
-        entry = msgspec.json.decode(value, type=DeadLetterEntry)
-        entry.detail += f" (raw cut to {self.TRUNCATED_RAW_CHARS} characters to fit the dead-letter topic)"
-        entry.raw = (entry.raw or "")[: self.TRUNCATED_RAW_CHARS] or None
-        entry.raw_base64 = (entry.raw_base64 or "")[: self.TRUNCATED_RAW_CHARS] or None
-        log.warning("dead-letter entry truncated to fit the topic", extra={"reason": entry.reason})
-        return msgspec.json.encode(entry)
+        fitted = fit_entry(value, self.MAX_MESSAGE_BYTES)
+        if fitted is not value:
+            self._metrics.dead_letter_truncated.inc()
+            log.warning("dead-letter entry cut to fit the topic", extra={"entry_bytes": len(value)})
+        return fitted
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -262,9 +297,15 @@ def read_dead_letter_file(
     path: Path, decoder: msgspec.json.Decoder[DeadLetterEntry] | None = None
 ) -> Iterator[DeadLetterEntry]:
     decode = (decoder or msgspec.json.Decoder(DeadLetterEntry)).decode
+    for line in read_dead_letter_lines(path):
+        yield decode(line)
+
+
+def read_dead_letter_lines(path: Path) -> Iterator[bytes]:
+    """The entries of a dead-letter file as JSON lines, undecoded (a torn last member is skipped)."""
     for line in _complete_members(path.read_bytes()).splitlines():
         if line:
-            yield decode(line)
+            yield line
 
 
 def _complete_members(data: bytes) -> bytes:
