@@ -8,12 +8,15 @@ The topic is filled before anything is timed; the emulator runs in count mode (c
 gzip stream, counts rows, stores nothing) for both baseline and ingestor. A last run paces input at half the
 ingestor's measured rate and reads the event-to-acknowledgement latency histogram.
 Writes benchmarks/results/bench-<time>.json, latest.md and latest.png; `--profile` adds a py-spy profile of
-one ingestor run with the share of time per stage.
+one ingestor run with the share of time per stage. `--against REV` also runs the ingestor of an earlier commit
+(its `ingestor/` and `schemas/` taken from git), alternating with this one run by run, for a before/after in one
+run on the same input.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -21,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +309,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy profile of one extra ingestor run")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="also run `ingestor run --workers N` (0: skip)")
+    parser.add_argument("--against", metavar="REV", help="also run the ingestor of commit REV, alternating runs")
     args = parser.parse_args()
 
     generator = TrafficGenerator(seed=1)
@@ -330,7 +335,17 @@ def main() -> None:
     try:
         produce(broker.bootstrap, "bench", messages, partitions=PARTITIONS)
         del messages
-        runs = [ingestor_run(work, broker, emulator, "bench", records, i, False) for i in range(args.runs)]
+        if args.against:
+            earlier = checkout(args.against, work / "against")
+            runs, before = [], []
+            for i in range(args.runs):  # alternate, so that both see the same machine
+                runs.append(ingestor_run(work, broker, emulator, "bench", records, i, False))
+                with python_path(earlier):
+                    before.append(ingestor_run(work, broker, emulator, "bench", records, 50 + i, False))
+            results[f"ingestor@{args.against}"] = summarize(before, raw)
+            print(f"ingestor@{args.against}", results[f"ingestor@{args.against}"])
+        else:
+            runs = [ingestor_run(work, broker, emulator, "bench", records, i, False) for i in range(args.runs)]
         results["ingestor"] = summarize(runs, raw)
         print("ingestor", results["ingestor"])
         if args.workers > 1:
@@ -356,6 +371,29 @@ def main() -> None:
     write(results)
 
 
+def checkout(rev: str, directory: Path) -> Path:
+    """`ingestor/` and `schemas/` of commit `rev` in `directory`, importable with `python_path`."""
+    subprocess.run(["rm", "-rf", str(directory)], check=True)
+    directory.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev, "ingestor", "schemas"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive.stdout, check=True)
+    return directory
+
+
+@contextlib.contextmanager
+def python_path(directory: Path) -> Iterator[None]:
+    """Processes started meanwhile import the ingestor from `directory` instead of the installed one."""
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(directory)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
 def ratios(results: dict[str, Any]) -> dict[str, float]:
     ingestor, floor_ = results["ingestor"], results["floor"]
     out = {"ingestor_vs_floor_rate": round(ingestor["events_per_sec"] / floor_["events_per_sec"], 3)}
@@ -363,6 +401,10 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         if name.startswith("ingestor x"):
             out[f"{name.replace(' ', '_')}_vs_one"] = round(
                 results[name]["events_per_sec"] / ingestor["events_per_sec"], 2
+            )
+        if name.startswith("ingestor@"):
+            out[f"events_per_cpu_sec_vs_{name.removeprefix('ingestor@')}"] = round(
+                ingestor["events_per_cpu_sec"] / results[name]["events_per_cpu_sec"], 3
             )
     if "baseline" in results:
         baseline = results["baseline"]
@@ -417,7 +459,7 @@ def chart(results: dict[str, Any], rows: list[str]) -> None:
     )
     for axis, (key, title) in zip(axes, panels, strict=True):
         values = [results[name][key] for name in rows]
-        axis.bar(rows, values, color=["#9aa", "#2a6", "#6b8", "#c64"][: len(rows)])
+        axis.bar(rows, values, color=[("#9aa", "#2a6", "#6b8", "#c64", "#68b")[i % 5] for i in range(len(rows))])
         axis.set_title(title)
         for i, value in enumerate(values):
             axis.annotate(f"{value:,.0f}", (i, value), ha="center", va="bottom", fontsize=8)
