@@ -123,7 +123,8 @@ def test_json_nested_too_deep_in_a_value_is_dead_lettered_and_in_json_text_stays
         deep = "[" * depth + "]" * depth
         value = envelope(with_props("DeviceEvents", AdditionalFields="x"), BY_TABLE["DeviceInfo"])
         result = accounted(decoder, value.replace(b'"x"', deep.encode()))
-        assert [r.reason for r in result.rejected] == ["too_deeply_nested"] and not result.rows
+        assert [r.reason for r in result.rejected] == ["too_deeply_nested"] and len(result.rows) == 1
+        assert (result.rejected[0].table, result.rejected[0].source) == ("DeviceEvents", None)
         one_per_line = json.dumps(with_props("DeviceEvents", AdditionalFields="x")).replace('"x"', deep)
         result = accounted(decoder, f"{one_per_line}\n{json.dumps(BY_TABLE['DeviceInfo'])}".encode())
         assert [r.reason for r in result.rejected] == ["too_deeply_nested"] and len(result.rows) == 1
@@ -187,7 +188,17 @@ def test_an_unforeseen_failure_outside_any_record_dead_letters_the_message(monke
     assert rejected.detail.startswith("MemoryError: out of luck")
 
 
-@pytest.mark.parametrize("value", [b"", b" ", b"\n\r\n\t ", b'{"records": []}', b'{"records": []}\n'])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b" ",
+        b"\n\r\n\t ",
+        b'{"records": []}',
+        b'{"records": []}\n',
+        b'{"x": ' + b"[" * 2000 + b"]" * 2000 + b', "records": []}',
+    ],
+)
 def test_an_empty_message_is_a_dead_letter_entry_not_a_silent_commit(value: bytes) -> None:
     result = accounted(MessageDecoder(SCHEMAS), value)
     (rejected,) = result.rejected

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _AT_PATH = re.compile(r"at `\$\.?(?:properties\.)?([^`\[]*)")
+# Strings (with their escapes) and the characters that give JSON its structure, for `_scan_records`.
+_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
 _CATEGORY = re.compile(rb'"category"\s*:\s*"([^"\\]{1,128})"')
 # Label caps: distinct skipped categories; distinct unknown columns per table (learned ones first); kinds of
 # unforeseen exception logged once each.
@@ -180,23 +182,23 @@ class MessageDecoder:
         """Records of a message: the envelope's array elements, or its non-empty lines; [] if it has none (then
         `result` holds why)."""
         ref = _ref(source, 0)
+        records: list[bytes] | None = None
         try:
-            records = self._decode_envelope(value).records
+            records = [bytes(r) for r in self._decode_envelope(value).records]
         except msgspec.ValidationError as exc:
             if "$.records" in str(exc):
                 result.reject(value, None, "invalid_envelope", f"`records` is not a list of records: {exc}", ref)
                 return []
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            pass  # not an envelope, or one too deep to split: its lines are its records
-        else:
-            if not records:
-                result.reject(value, None, "empty_message", "the envelope holds no records", ref)
-            return [bytes(r) for r in records]
-        lines = [line for line in (raw.strip() for raw in value.split(b"\n")) if line]
-        if not lines:
-            detail = f"message of {len(value)} bytes holds no record (empty or whitespace only)"
+        except RecursionError:  # too deep for the decoder: find its records by their brackets instead
+            records = _scan_records(value)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            pass
+        if records is None:  # not an envelope: its lines are its records
+            records = [line for line in (raw.strip() for raw in value.split(b"\n")) if line]
+        if not records:
+            detail = f"message of {len(value)} bytes holds no record (empty, whitespace or an empty `records`)"
             result.reject(value, None, "empty_message", detail, ref)
-        return lines
+        return records
 
     def _datetimes_valid(self, records: list[Any]) -> bool:
         """Whether every datetime in fast-decoded records has the format the strict types demand."""
@@ -396,6 +398,32 @@ def auxiliary_time(timestamp: str) -> tuple[str, int]:
         return timestamp, UNKNOWN_WINDOW
     text = moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     return text, int(moment.timestamp() // AUXILIARY_WINDOW_SECS)
+
+
+def _scan_records(value: bytes) -> list[bytes] | None:
+    """The elements of an envelope's `records` array, found by counting brackets outside strings rather than by
+    parsing (no recursion, so for JSON too deep to decode); None when there is no closed `records` array."""
+    depth, start, after_key = 0, -1, False
+    records: list[bytes] = []
+    for token in _STRUCTURE.finditer(value):
+        mark = token.group()
+        if mark[0] == 34:  # '"': a whole string; the `records` key of the top-level object opens the array
+            after_key = depth == 1 and mark == b'"records"'
+            continue
+        if mark in b"[{":
+            if after_key and mark == b"[":
+                start = token.end()
+            depth += 1
+        elif mark in b"]}":
+            depth -= 1
+            if depth == 1 and start >= 0:
+                last = value[start : token.start()].strip()
+                return [*records, last] if last else records
+        elif depth == 2 and start >= 0:  # a comma between two records
+            records.append(value[start : token.start()].strip())
+            start = token.end()
+        after_key = False
+    return None
 
 
 def _default_destination(table: str) -> Destination:
