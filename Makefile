@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck format schemas lock bench bench-outage bench-retention helm-docs clean
+.PHONY: help install demo test unit lint typecheck format schemas lock bench bench-outage bench-oversized bench-retention helm-docs clean fuzz
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -53,11 +53,17 @@ lock: $(STAMP) ## re-resolve requirements.lock and requirements-runtime.lock fro
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -c requirements.lock \
 		-o requirements-runtime.lock
 
+fuzz: install ## property-based fuzz campaign: decoder and flow under hostile input, outcome counts at the end
+	FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),100000) $(BIN)/pytest -p no:cacheprovider -q --timeout=0 tests/test_fuzz.py $(PYTEST_ARGS)
+
 bench: install ## floor, baseline and ingestor on the same input; results in benchmarks/results/
 	$(BIN)/python benchmarks/harness.py $(BENCH_ARGS)
 
 bench-outage: install ## a 3-minute sink outage under full input: peak RSS and catch-up time
 	$(BIN)/python benchmarks/outage.py
+
+bench-oversized: install ## oversized records and messages amid valid traffic: peak RSS, dead-letter size
+	$(BIN)/python benchmarks/oversized.py $(BENCH_ARGS)
 
 bench-retention: install ## hot-path cost of retention classes: one class vs rules by table vs predicate + Auxiliary
 	$(BIN)/python benchmarks/retention.py $(BENCH_ARGS)

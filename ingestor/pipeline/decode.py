@@ -40,6 +40,8 @@ _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _AT_PATH = re.compile(r"at `\$\.?(?:properties\.)?([^`\[]*)")
 # Strings (with their escapes) and the characters that give JSON its structure, for `_scan_records`.
 _STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+# A number that may be out of range for a JSON reader: an exponent of three digits, or 300 digits in a row.
+_HUGE_NUMBER = re.compile(rb"[eE][-+]?[0-9]{3}|[0-9]{300}")
 _CATEGORY = re.compile(rb'"category"\s*:\s*"([^"\\]{1,128})"')
 # Label caps: distinct skipped categories; distinct unknown columns per table (learned ones first); kinds of
 # unforeseen exception logged once each.
@@ -435,13 +437,18 @@ def _ref(source: SourceRef | None, index: int) -> SourceRef | None:
 
 
 def _parse_dynamic(text: str) -> Any:
-    """JSON text becomes its value so KQL can index it; other text stays a string."""
+    """JSON text becomes its value so KQL can index it; other text stays a string, and so does JSON that a reader
+    could not take back (nested too deep, numbers out of range)."""
     if not text or text[0] not in "[{":
         return text
+    data = text.encode()
     try:
-        return msgspec.Raw(msgspec.json.decode(text.encode(), type=msgspec.Raw))
-    except (msgspec.DecodeError, RecursionError):  # too deep to parse: kept as the text it is
+        raw = msgspec.json.decode(data, type=msgspec.Raw)  # checks the syntax only
+        if _HUGE_NUMBER.search(data) is not None:
+            msgspec.json.decode(data)  # and the numbers' range, where one may be out of it
+    except (msgspec.DecodeError, RecursionError):
         return text
+    return raw
 
 
 def _printable(text: str) -> str:
