@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import logging
+import sys
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -31,6 +32,8 @@ from ingestor.pipeline.decode import INVALID_NAME, MAX_SKIP_LABELS, MAX_UNKNOWN_
 from ingestor.replay import _messages
 from ingestor.retention import Predicate, TableRoute
 from ingestor.sinks.dead_letter import DeadLetterEntry, entry_for, fit_entry
+
+sys.set_int_max_str_digits(0)  # JSON puts no limit on digits; rows are read back with json.loads
 
 HOSTILE_NAMES = ['bad"name', "back\\slash", "ctl\x01char", "new\nline", "", "9starts_with_digit", "x" * 46, "TenantId"]
 
@@ -137,10 +140,11 @@ def test_json_nested_too_deep_in_a_value_is_dead_lettered_and_in_json_text_stays
 
 
 @pytest.mark.parametrize("text", ["[1e400]", '{"a": -1.5E+309}', "[" + "9" * 5_000 + "]"])
-def test_json_text_with_a_number_out_of_range_stays_text(text: str) -> None:
+def test_json_text_with_a_number_out_of_range_passes_as_written(text: str) -> None:
     result = accounted(MessageDecoder(SCHEMAS), envelope(with_props("DeviceEvents", AdditionalFields=text)))
-    (row,) = rows_of(result)  # the body is JSON that a reader takes back
-    assert row["AdditionalFields"] == text
+    (row,) = result.rows
+    assert text.encode() in row.body  # valid JSON syntax, the value for the service to judge
+    assert json.loads(row.body)["AdditionalFields"] == json.loads(text)
 
 
 def test_an_in_predicate_on_a_list_or_object_value_routes_to_the_fallback() -> None:
