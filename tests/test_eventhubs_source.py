@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
+from azure.eventhub import EventData
 from azure.eventhub.aio import PartitionContext
+from azure.eventhub.amqp import AmqpAnnotatedMessage
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 from azure.storage.blob.aio import BlobServiceClient
 from eventhubs_sdk import received
@@ -21,7 +23,7 @@ from realparts import ingestor_command
 
 from ingestor.config import ConfigError, EventHubsSourceConfig, parse_config
 from ingestor.models import Partition
-from ingestor.sources.eventhubs import EventHubsSource, namespace_host, starting_position
+from ingestor.sources.eventhubs import EventHubsSource, event_bytes, namespace_host, starting_position
 
 NAMESPACE = "contoso-defender.servicebus.windows.net"
 HUB, GROUP = "defender", "$Default"
@@ -164,6 +166,22 @@ async def test_received_events_become_messages_in_sequence_order() -> None:
     ]
     assert messages[0].timestamp_ms == 1_764_547_200_000
     assert await source.fetch(0.05) == []
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"data_body": [b'{"rec', b'ords": []}']}, b'{"records": []}'),
+        ({"value_body": b"\xff\xfe not UTF-8"}, b"\xff\xfe not UTF-8"),
+        ({"value_body": "lone \udc80 surrogate"}, b"'lone \\udc80 surrogate'"),
+        ({"value_body": {"a": 1}}, b"{'a': 1}"),
+        ({"sequence_body": [[1, 2], [3]]}, b"[1, 2, 3]"),
+    ],
+)
+def test_every_amqp_body_becomes_bytes_for_the_decoder(section: dict[str, Any], expected: bytes) -> None:
+    event = EventData(b"")
+    event._raw_amqp_message = AmqpAnnotatedMessage(**section)
+    assert event_bytes(event) == expected
 
 
 async def test_a_paused_partition_holds_the_receive_callback_until_resumed() -> None:

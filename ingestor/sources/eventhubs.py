@@ -57,10 +57,15 @@ def checkpoint_store(config: EventHubsSourceConfig, credential: Any = None) -> B
 
 
 def event_bytes(event: EventData) -> bytes:
-    """The event body as bytes: Defender sends AMQP data sections; any other body type as its text."""
+    """The event body as bytes: Defender sends AMQP data sections; any other body type as its text, or, when it
+    has none (bytes that are not UTF-8, say), as its bytes or their repr, for the decoder to dead-letter."""
     if event.body_type == AmqpMessageBodyType.DATA:
         return b"".join(cast("Iterable[bytes]", event.body))
-    return event.body_as_str().encode()
+    try:
+        return event.body_as_str().encode()
+    except (TypeError, UnicodeError):
+        body = event.body
+        return body if isinstance(body, bytes) else repr(body).encode(errors="backslashreplace")
 
 
 class EventHubsSource:
