@@ -44,7 +44,7 @@ def load_samples() -> list[dict[str, Any]]:
 SAMPLES = load_samples()
 
 
-def examples(share: float, default_total: int = 2_000) -> int:
+def examples(share: float, default_total: int = 3_000) -> int:
     """This test's share of the campaign: FUZZ_EXAMPLES cases in total (`make fuzz`), else `default_total`."""
     total = int(os.environ.get("FUZZ_EXAMPLES", "0") or 0) or default_total
     return max(1, round(total * share))

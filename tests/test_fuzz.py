@@ -17,7 +17,7 @@ surrogates, invalid UTF-8, duplicate keys, hostile categories and envelopes; see
 Decoders run with `unknown_columns` drop and reject, small and default limits, and retention routes whose
 predicates test a string column (ActionType) and a dynamic one (AdditionalFields) into an Auxiliary class.
 
-`make test` runs about 2,000 cases; `make fuzz` runs FUZZ_EXAMPLES (default 100,000) and prints the outcomes.
+`make test` runs about 3,000 cases; `make fuzz` runs FUZZ_EXAMPLES (default 100,000) and prints the outcomes.
 """
 
 from __future__ import annotations
