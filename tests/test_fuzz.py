@@ -28,10 +28,8 @@ import json
 import os
 import random
 import sys
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -39,6 +37,7 @@ import pytest
 from fuzzing import KINDS, MESSAGES, OUTCOMES, SAMPLES, SCHEMAS, Case, dump, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_config import base
 
 from ingestor.commit import OffsetTracker
 from ingestor.config import Config, parse_config
@@ -90,20 +89,11 @@ PROFILE = settings.get_profile("fuzz" if FUZZING else "fuzz-quick")
 
 
 def config(unknown_columns: str = "drop", **validation: Any) -> Config:
+    doc = base()  # the dead letter is a store in memory, never its path
+    # A long linger: batches rarely close, and nothing is ever sent anyway.
+    doc["sink"] |= {"credential": {"type": "static_token", "token": "t"}, "linger_secs": 300}
     return parse_config(
-        {
-            "source": {"bootstrap_servers": ["k:9092"], "topics": ["defender"], "group_id": "g"},
-            # A big request and a long linger: batches rarely close, and nothing is ever sent anyway.
-            "sink": {
-                "endpoint": "https://x.example",
-                "rule_id": "dcr-" + "0" * 32,
-                "credential": {"type": "static_token", "token": "t"},
-                "linger_secs": 300,
-            },
-            "dead_letter": {"path": str(Path(tempfile.gettempdir()) / "fuzz-dead-letter-never-written")},
-            "validation": {"unknown_columns": unknown_columns, **validation},
-            "retention": RETENTION,
-        }
+        doc | {"validation": {"unknown_columns": unknown_columns, **validation}, "retention": RETENTION}
     )
 
 
