@@ -210,6 +210,8 @@ class LogsIngestionSinkConfig(Section):
     max_inflight_bytes: Annotated[int, Field(ge=1_048_576)] = 64 * 1_048_576
     compression_level: Annotated[int, Field(ge=0, le=3)] = 1
     max_backoff_secs: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # A `Retry-After` (429, 503) is honoured up to this; the service's answer, not our backoff, decides the wait.
+    max_retry_after_secs: Annotated[float, Field(gt=0, le=3600)] = 900.0
     # How often to retry after 401/403/404 (misconfiguration) before resuming by itself.
     auth_retry_secs: Annotated[float, Field(gt=0, le=3600)] = 30.0
     tables: dict[str, DestinationOverride] = {}

@@ -95,6 +95,12 @@ class Metrics:
             ["destination", "reason"],
             registry=r,
         )
+        self.retry_waiting = Gauge(
+            "ingestor_retry_waiting_seconds",
+            "Seconds the current wait before a retry lasts (a Retry-After, a backoff); 0 while not waiting",
+            ["destination"],
+            registry=r,
+        )
         self.batch_splits = Counter(
             "ingestor_batch_splits",
             "Batches split after 413 or bisected after 400",

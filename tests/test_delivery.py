@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken, AccessTokenInfo
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import CredentialUnavailableError
 
 import ingestor
 from ingestor.commit import OffsetTracker
@@ -83,9 +88,9 @@ class Rig:
             out.append(json.dumps(row).encode())
         return out
 
-    async def deliver(self, rows: list[bytes], *, until: Any = None) -> list[Ticket]:
+    async def deliver(self, rows: list[bytes], *, until: Any = None, credential: Any = None) -> list[Ticket]:
         """Feed rows (one message per row) and wait until every ticket is done."""
-        async with LogsIngestionSink(self.config) as sink:
+        async with LogsIngestionSink(self.config, credential=credential) as sink:
             delivery = Delivery(self.config, sink, self.batchers, self.dead_letter, self.metrics)
             self.delivery = delivery
             workers = asyncio.create_task(delivery.run())
@@ -168,6 +173,94 @@ async def test_429_waits_for_retry_after_then_lands(emulator: Emulator, tmp_path
     assert rig.sample("ingestor_retries_total", destination=dest, reason="throttled") == 2
     assert rig.sample("ingestor_retry_wait_seconds_total", destination=dest, reason="throttled") == 2.0
     assert rig.sample("ingestor_requests_total", destination=dest, status_class="4xx") == 2
+
+
+async def test_retry_after_beyond_the_backoff_cap_is_honoured_up_to_its_ceiling(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    dest = "DeviceRegistryEvents_CL"
+    emulator.update_faults({"fail_next": [429], "retry_after_secs": 2})
+    rig = Rig(emulator, tmp_path, max_backoff_secs=0.5)
+    seen: list[float] = []
+
+    async def watch(_: Delivery) -> None:
+        while not seen:
+            seen.extend(v for v in [rig.sample("ingestor_retry_waiting_seconds", destination=dest)] if v)
+            await asyncio.sleep(0.02)
+
+    tickets = await rig.deliver(rig.rows(20), until=watch)
+    assert_all_settled(rig, tickets)
+    assert seen == [2.0]  # the service's 2 s, not the 0.5 s backoff cap, and visible while it lasts
+    assert rig.sample("ingestor_retry_wait_seconds_total", destination=dest, reason="throttled") == 2.0
+    assert rig.sample("ingestor_retry_waiting_seconds", destination=dest) == 0
+
+    emulator.update_faults({"fail_next": [429], "retry_after_secs": 30})
+    rig = Rig(emulator, tmp_path / "ceiling", max_backoff_secs=0.5, max_retry_after_secs=1)
+    tickets = await rig.deliver(rig.rows(20))
+    assert_all_settled(rig, tickets)
+    assert rig.sample("ingestor_retry_wait_seconds_total", destination=dest, reason="throttled") == 1.0
+
+
+class FailingCredential:
+    """Fails the way azure-identity's credentials do (no status code) until `heal()`, then gives the token."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error: Exception | None = error
+
+    def heal(self) -> None:
+        self.error = None
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        if self.error is not None:
+            raise self.error
+        return AccessToken(TOKEN, int(time.time()) + 3600)
+
+    async def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        if self.error is not None:
+            raise self.error
+        return AccessTokenInfo(TOKEN, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> FailingCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CredentialUnavailableError("WorkloadIdentityCredential authentication unavailable. no AZURE_CLIENT_ID"),
+        ClientAuthenticationError("AADSTS700213: No matching federated identity record found for presented assertion"),
+    ],
+    ids=["unavailable", "refused"],
+)
+async def test_a_credential_that_gives_no_token_is_unauthorized_not_transient(
+    emulator: Emulator, tmp_path: Path, error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    dest = "DeviceRegistryEvents_CL"
+    rig = Rig(emulator, tmp_path)
+    credential = FailingCredential(error)
+    seen: dict[str, Any] = {}
+
+    async def heal(delivery: Delivery) -> None:
+        while rig.sample("ingestor_retries_total", destination=dest, reason="unauthorized") < 3:
+            await asyncio.sleep(0.02)
+        seen.update(authorized=rig.sample("ingestor_sink_authorized"), problem=delivery.health.problem)
+        credential.heal()
+
+    with caplog.at_level(logging.ERROR):
+        tickets = await rig.deliver(rig.rows(20), until=heal, credential=credential)
+    assert_all_settled(rig, tickets)
+    assert seen["authorized"] == 0
+    assert seen["problem"].startswith(f"{dest}: credential: no token: {error.__class__.__name__}")
+    assert rig.sample("ingestor_retries_total", destination=dest, reason="transient") == 0
+    (line,) = [r.getMessage() for r in caplog.records if "no Entra ID token" in r.getMessage()]
+    assert "workloadIdentity.clientId" in line and "federated credential" in line
+    assert rig.sample("ingestor_sink_authorized") == 1 and len(emulator.rows(dest)) == 20
 
 
 async def test_5xx_and_dropped_connections_retry_without_dropping(emulator: Emulator, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Delivery loop: closed batches -> gzip -> Logs Ingestion API, until every row is settled.
 
 A row is settled when the service accepted it (204) or it went to the dead letter; settling decrements its
-message's ticket. 429 waits for Retry-After; 5xx, timeouts and resets retry with capped exponential backoff and
-jitter, without giving up; 413 splits; 400 bisects down to the offending rows, which are dead-lettered with the
-service's error; 401/403/404 mark the sink unauthorized and retry every `auth_retry_secs` until it works.
+message's ticket. 429 waits for Retry-After (up to `sink.max_retry_after_secs`); 5xx, timeouts and resets retry
+with capped exponential backoff and jitter, without giving up; 413 splits; 400 bisects down to the offending
+rows, which are dead-lettered with the service's error; 401/403/404, and a credential that gives no token, mark
+the sink unauthorized and retry every `auth_retry_secs` until it works.
 """
 
 from __future__ import annotations
@@ -31,6 +32,20 @@ BACKOFF_BASE_SECS = 0.5
 THREAD_COMPRESS_BYTES = 256 * 1024
 
 
+REFUSED = (
+    "Logs Ingestion API refused the request; consumption stops until it succeeds. Check that the identity has the "
+    "Monitoring Metrics Publisher role on the DCR (403), that the credential is valid (401), and that "
+    "sink.endpoint, sink.rule_id and the stream exist (404)"
+)
+CREDENTIAL_HELP = (
+    "the credential gives no Entra ID token for the Logs Ingestion API; consumption stops until it does. With "
+    "workload identity check the chart's workloadIdentity.clientId (the ServiceAccount's "
+    "azure.workload.identity/client-id annotation; the pod's azure.workload.identity/use label), and that the "
+    "managed identity's federated credential names this cluster's OIDC issuer and "
+    "system:serviceaccount:<namespace>:<service account>; elsewhere the AZURE_* variables of the service principal"
+)
+
+
 class SinkHealth:
     """Which destinations the Logs Ingestion API currently refuses (401/403/404); flips are logged once."""
 
@@ -49,12 +64,10 @@ class SinkHealth:
     def refused(self, error: UploadError, destination: str) -> None:
         if destination not in self._refused:
             log.error(
-                "Logs Ingestion API refused the request; consumption stops until it succeeds. Check that the "
-                "identity has the Monitoring Metrics Publisher role on the DCR (403), that the credential is "
-                "valid (401), and that sink.endpoint, sink.rule_id and the stream exist (404)",
+                CREDENTIAL_HELP if error.status is None else REFUSED,
                 extra={"status": error.status, "destination": destination, "error": str(error)},
             )
-        self._refused[destination] = f"{error.status} {error}"
+        self._refused[destination] = f"{error.status} {error}" if error.status else f"credential: {error}"
         self._metrics.sink_authorized.set(0)
 
     def accepted(self, destination: str) -> None:
@@ -208,8 +221,13 @@ class Delivery:
                     )
                 metrics.retries.labels(destination, error.kind).inc()
                 metrics.retry_wait.labels(destination, error.kind).inc(wait)
+                waiting = metrics.retry_waiting.labels(destination)
+                waiting.set(wait)
                 attempt += 1
-                await asyncio.sleep(wait)
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    waiting.set(0)
                 continue
             elapsed = time.monotonic() - started
             metrics.upload_duration.labels(destination).observe(elapsed)
@@ -225,8 +243,8 @@ class Delivery:
     def _wait_for(self, error: UploadError, attempt: int) -> float:
         if error.kind == "unauthorized":
             return self._config.auth_retry_secs
-        if error.retry_after is not None:
-            return float(min(error.retry_after, self._config.max_backoff_secs))
+        if error.retry_after is not None:  # the service's word, up to a ceiling far above the backoff cap
+            return float(min(error.retry_after, self._config.max_retry_after_secs))
         ceiling = min(self._config.max_backoff_secs, BACKOFF_BASE_SECS * 2**attempt)
         return float(ceiling * (0.5 + 0.5 * self._random.random()))
 

@@ -2,7 +2,8 @@
 
 `LogsIngestionSink.send()` posts an already gzipped JSON array as-is (the SDK never re-serializes it), with an
 `x-ms-client-request-id`, and raises UploadError classified for the delivery loop. SDK retries are off: the
-delivery loop is the only, counted, retry layer.
+delivery loop is the only, counted, retry layer. A credential that gives no token (azure-identity's
+CredentialUnavailableError and ClientAuthenticationError carry no status) is `unauthorized`, like a 401.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from typing import Any
 import aiohttp
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.identity.aio import DefaultAzureCredential
 from azure.monitor.ingestion.aio import LogsIngestionClient
@@ -69,10 +75,13 @@ def build_ssl_context(config: LogsIngestionSinkConfig) -> ssl.SSLContext:
 
 
 class LogsIngestionSink:
-    def __init__(self, config: LogsIngestionSinkConfig) -> None:
+    def __init__(self, config: LogsIngestionSinkConfig, *, credential: AsyncTokenCredential | None = None) -> None:
+        """`credential`: the one to use instead of what `config.credential` names (it is closed with the sink)."""
         self._config = config
         self._credential: AsyncTokenCredential | StaticTokenCredential
-        if config.credential.type == "static_token":
+        if credential is not None:
+            self._credential = credential
+        elif config.credential.type == "static_token":
             assert config.credential.token is not None  # checked by the config model
             self._credential = StaticTokenCredential(config.credential.token.get_secret_value())
         else:
@@ -116,6 +125,10 @@ class LogsIngestionSink:
                     connection_timeout=timeout,
                     read_timeout=timeout,
                 )
+        except ClientAuthenticationError as exc:
+            if exc.status_code is None:  # raised by the credential, before any request: no token
+                raise UploadError("unauthorized", f"no token: {exc.__class__.__name__}: {exc}") from None
+            raise classify_response(exc) from None
         except HttpResponseError as exc:
             raise classify_response(exc) from None
         except (ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError) as exc:
