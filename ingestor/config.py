@@ -1,19 +1,23 @@
 """Configuration: one YAML file, every key overridable by `INGESTOR_<SECTION>__<KEY>` environment variables.
 
 `load_config()` validates everything before any client is built and raises ConfigError whose lines name the
-key and the fix. Secrets are `SecretStr` and print masked in `masked()`.
+key and the fix. Secrets are `Secret` (a `SecretStr`) and print masked in `masked()`; `secret_paths()` derives
+from the models which keys they are, so their environment values are taken verbatim and `provision` never
+writes them into a file.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -34,6 +38,19 @@ ENV_PREFIX = "INGESTOR_"
 # The Logs Ingestion API rejects bodies over 1,048,576 bytes as sent (after gzip); stay just under it.
 REQUEST_LIMIT_BYTES = 1_048_576
 DEFAULT_MAX_REQUEST_BYTES = 1_040_000
+# What `ingestor provision` writes in place of a secret: `${INGESTOR_...}`, the variable that must carry it.
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+def _not_a_placeholder(value: SecretStr) -> SecretStr:
+    found = _PLACEHOLDER.fullmatch(value.get_secret_value())
+    if found:
+        raise ValueError(f"is the placeholder {found.group(0)}: set the environment variable {found.group(1)}")
+    return value
+
+
+# Every secret key is of this type: masked when printed, verbatim from the environment, withheld by provision.
+Secret = Annotated[SecretStr, AfterValidator(_not_a_placeholder)]
 
 
 class Section(BaseModel):
@@ -49,7 +66,7 @@ class KafkaAuth(Section):
     """
 
     type: Literal["none", "connection_string", "entra"] = "none"
-    connection_string: SecretStr | None = None
+    connection_string: Secret | None = None
 
     @model_validator(mode="after")
     def _needs_secret(self) -> KafkaAuth:
@@ -105,7 +122,7 @@ class CheckpointStoreConfig(Section):
     (https://<account>.blob.core.windows.net, Entra ID) or `connection_string`. One container per consumer group."""
 
     account_url: str | None = None
-    connection_string: SecretStr | None = None
+    connection_string: Secret | None = None
     # Blob container names: 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric.
     container: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9]|-[a-z0-9])+$", min_length=3, max_length=63)]
 
@@ -126,7 +143,7 @@ class EventHubsSourceConfig(Section):
 
     type: Literal["eventhubs"]
     fully_qualified_namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")] | None = None
-    connection_string: SecretStr | None = None
+    connection_string: Secret | None = None
     eventhub_name: Annotated[str, Field(min_length=1, max_length=256)]
     consumer_group: Annotated[str, Field(min_length=1)] = "$Default"
     checkpoint_store: CheckpointStoreConfig
@@ -172,7 +189,7 @@ class Credential(Section):
     """`default`: azure-identity DefaultAzureCredential. `static_token`: a fixed bearer token (emulator only)."""
 
     type: Literal["default", "static_token"] = "default"
-    token: SecretStr | None = None
+    token: Secret | None = None
 
     @model_validator(mode="after")
     def _token_present(self) -> Credential:
@@ -254,6 +271,9 @@ class DeadLetterConfig(Section):
     type: Literal["file", "kafka"] = "file"
     path: Path | None = None
     max_file_bytes: Annotated[int, Field(ge=65_536)] = 64 * 1_048_576
+    # Bytes of `dead-letter-*` files the directory may hold; a write that would pass it is refused (the source
+    # pauses, /readyz says the dead letter is full) until files are moved away. Nothing is ever deleted.
+    max_total_bytes: Annotated[int, Field(ge=1_048_576)] = 1_073_741_824
     topic: str | None = None
     # A write that fails is retried at this interval while the source stays paused; nothing is dropped.
     retry_secs: Annotated[float, Field(gt=0, le=600)] = 5.0
@@ -375,8 +395,47 @@ def _mask(value: Any) -> Any:
     return value
 
 
+def secret_paths(model: type[BaseModel] = Config) -> frozenset[tuple[str, ...]]:
+    """Key paths (as in the file) of every `SecretStr` field under `model`, every variant of a union included;
+    `*` stands for any key of a mapping or any item of a list."""
+    fields = model.model_fields.items()
+    return frozenset((field.alias or name, *rest) for name, field in fields for rest in _secrets_in(field.annotation))
+
+
+def _secrets_in(annotation: Any) -> Iterator[tuple[str, ...]]:
+    if annotation is SecretStr:
+        yield ()
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield from secret_paths(annotation)
+    elif get_origin(annotation) is Annotated:
+        yield from _secrets_in(get_args(annotation)[0])
+    elif get_origin(annotation) in (dict, list, tuple, set, frozenset):
+        for inner in get_args(annotation)[-1:]:
+            yield from (("*", *rest) for rest in _secrets_in(inner))
+    else:  # unions and Optional; a Literal's arguments are values and yield nothing
+        for inner in get_args(annotation):
+            yield from _secrets_in(inner)
+
+
+SECRET_PATHS = secret_paths()
+
+
+def is_secret(path: tuple[str, ...] | list[str]) -> bool:
+    """Whether the key at `path` (lowercase, as in the file) holds a secret."""
+    return any(
+        len(secret) == len(path) and all(s in ("*", p) for s, p in zip(secret, path, strict=True))
+        for secret in SECRET_PATHS
+    )
+
+
+def env_name(path: tuple[str, ...] | list[str]) -> str:
+    """The environment variable that sets the key at `path`."""
+    return ENV_PREFIX + "__".join(p.upper() for p in path)
+
+
 def apply_env(doc: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """Overlay `INGESTOR_A__B=value` onto doc["a"]["b"]; values are parsed as YAML scalars or lists."""
+    """Overlay `INGESTOR_A__B=value` onto doc["a"]["b"]; values are parsed as YAML scalars or lists, except the
+    values of secret keys, taken verbatim (a YAML parse would cut a secret at ` #` or turn `yes` into true)."""
     for name, text in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
@@ -389,8 +448,11 @@ def apply_env(doc: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
+        if is_secret(path) or not text:
+            node[path[-1]] = text
+            continue
         try:
-            node[path[-1]] = yaml.safe_load(text) if text else text
+            node[path[-1]] = yaml.safe_load(text)
         except yaml.YAMLError:
             node[path[-1]] = text
     return doc

@@ -4,7 +4,8 @@
 plan, retention), one data collection endpoint, data collection rules (a stream and a `source` data flow per
 destination, at most 10 per rule; one rule per destination for Auxiliary), the Monitoring Metrics Publisher role
 on each rule, and one workspace function per Defender table that unions its class tables. `check_template`
-applies Azure's documented rules to a template; `resolve_config` writes the deployment's outputs into the config.
+applies Azure's documented rules to a template; `resolve_config` writes the deployment's outputs into the config,
+and writes every secret as a `${INGESTOR_...}` placeholder naming the environment variable that must carry it.
 Pure except `main`.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ingestor.config import Config, load_config
+from ingestor.config import SECRET_PATHS, Config, env_name, load_config
 from ingestor.errors import ConfigError
 from ingestor.models import Destination
 from ingestor.retention import FIXED_INTERACTIVE_DAYS, TOTAL_RETENTION_YEARS
@@ -436,10 +437,17 @@ _TABLE_TO_SCHEMA_TYPE = {v: k for k, v in TABLE_COLUMN_TYPES.items()}
 
 def resolve_config(doc: dict[str, Any], config: Config, outputs: dict[str, Any] | None) -> dict[str, Any]:
     """`doc` (the configuration file as read) with the endpoint and every destination's DCR, stream and table
-    set; without `outputs`, the values are `${output}` placeholders naming the deployment output to use."""
+    set; without `outputs`, the values are `${output}` placeholders naming the deployment output to use. Secrets
+    are never copied: each becomes `${INGESTOR_...}`, which check-config refuses until that variable is set."""
     endpoint = _output(outputs, ENDPOINT_OUTPUT)
     rule_ids = _output(outputs, RULE_IDS_OUTPUT) if outputs is not None else {}
     resolved = copy.deepcopy(doc)
+    for path in secrets_in(resolved):
+        *parents, key = path
+        node = resolved
+        for part in parents:
+            node = node[part]
+        node[key] = f"${{{env_name(path)}}}"
     sink = resolved.setdefault("sink", {})
     sink["endpoint"] = endpoint if outputs is not None else f"${{{ENDPOINT_OUTPUT}}}"
     retention = resolved.setdefault("retention", {})
@@ -454,6 +462,23 @@ def resolve_config(doc: dict[str, Any], config: Config, outputs: dict[str, Any] 
         if index == 0:
             sink["rule_id"] = rule_id  # required, but every destination names its own rule
     return resolved
+
+
+def secrets_in(doc: Any, patterns: frozenset[tuple[str, ...]] = SECRET_PATHS) -> list[tuple[str, ...]]:
+    """Paths of the secrets `doc` holds (keys set to anything but null)."""
+    return sorted({path for pattern in patterns for path in _walk(doc, pattern, ())})
+
+
+def _walk(node: Any, pattern: tuple[str, ...], at: tuple[str, ...]) -> list[tuple[str, ...]]:
+    if not pattern:
+        return [at] if node is not None else []
+    head, rest = pattern[0], pattern[1:]
+    if isinstance(node, dict):
+        keys = [k for k in node if head in ("*", k)]
+        return [p for k in keys for p in _walk(node[k], rest, (*at, str(k)))]
+    if isinstance(node, list) and head == "*":
+        return [p for i, item in enumerate(node) for p in _walk(item, rest, (*at, str(i)))]
+    return []
 
 
 def _output(outputs: dict[str, Any] | None, name: str) -> Any:
@@ -504,9 +529,15 @@ def main(args: argparse.Namespace) -> int:
         if outputs is not None
         else "Deploy azuredeploy.json, then run provision again with --outputs to fill in the ${...} values.\n"
     )
+    withheld = secrets_in(doc)
+    if withheld:
+        header += "# Secrets are ${INGESTOR_...} placeholders: set those environment variables (e.g. from a Secret).\n"
     (args.out / CONFIG_FILE).write_text(header + yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
     rules = plan_rules(config)
     count = sum(len(r.destinations) for r in rules)
     print(f"wrote {args.out / TEMPLATE_FILE}: {count} tables, {len(rules)} data collection rules", file=sys.stderr)
     print(f"wrote {args.out / CONFIG_FILE}" + ("" if outputs else " (placeholders until --outputs)"), file=sys.stderr)
+    for path in withheld:
+        env = env_name(path)
+        print(f"{'.'.join(path)} is not written to {CONFIG_FILE}: set the environment variable {env}", file=sys.stderr)
     return 0
