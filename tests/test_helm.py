@@ -48,7 +48,7 @@ def test_lint_reports_no_errors_or_warnings(scenario: str) -> None:
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_every_manifest_validates_strictly(scenario: str) -> None:
     objects = manifests(SCENARIOS[scenario])
-    assert of_kind(objects, "Deployment")
+    assert of_kind(objects, "StatefulSet")
     for obj in objects:
         if obj["kind"] in CUSTOM_KINDS:
             assert obj["apiVersion"] == CUSTOM_KINDS[obj["kind"]]
@@ -95,7 +95,7 @@ def test_crd_validation_catches_a_bad_custom_resource(validate_custom: Any) -> N
 
 
 def test_strict_validation_catches_a_bad_manifest() -> None:
-    (deployment,) = of_kind(manifests(), "Deployment")
+    (deployment,) = of_kind(manifests(), "StatefulSet")
     deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["prot"] = 1
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES, strict=True)
@@ -113,7 +113,7 @@ def container_env(deployment: dict[str, Any]) -> dict[str, str]:
 def test_configmap_configuration_passes_check_config(scenario: str, tmp_path: Path) -> None:
     objects = manifests(SCENARIOS[scenario])
     (configmap,) = [c for c in of_kind(objects, "ConfigMap") if "ingestor.yaml" in c["data"]]
-    (deployment,) = of_kind(objects, "Deployment")
+    (deployment,) = of_kind(objects, "StatefulSet")
     path = tmp_path / "ingestor.yaml"
     path.write_text(configmap["data"]["ingestor.yaml"])
     environment = {"PATH": "/usr/bin:/bin", **container_env(deployment)}
@@ -140,7 +140,7 @@ def test_a_broken_configuration_fails_check_config(tmp_path: Path) -> None:
 
 
 def pod_spec(values: dict[str, Any] | None = None) -> dict[str, Any]:
-    (deployment,) = of_kind(manifests(values), "Deployment")
+    (deployment,) = of_kind(manifests(values), "StatefulSet")
     spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
     return spec
 
@@ -169,7 +169,7 @@ def test_grace_period_must_exceed_the_drain_bound() -> None:
 
 
 def test_replicas_never_exceed_partitions() -> None:
-    (deployment,) = of_kind(manifests(), "Deployment")
+    (deployment,) = of_kind(manifests(), "StatefulSet")
     assert deployment["spec"]["replicas"] <= VALUES["partitionCount"]
     with pytest.raises(helm_python.HelmError, match="more than partitionCount"):
         render({"replicaCount": 5, "partitionCount": 4})
@@ -183,7 +183,7 @@ def test_autoscaling_is_capped_at_the_partition_count(mode: str, kind: str, fiel
     objects = manifests({"autoscaling": {"mode": mode, "maxReplicas": 32}, "partitionCount": 6})
     (scaler,) = of_kind(objects, kind)
     assert scaler["spec"][field] == 6
-    (deployment,) = of_kind(objects, "Deployment")
+    (deployment,) = of_kind(objects, "StatefulSet")
     assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
     if mode == "keda":
         (trigger,) = scaler["spec"]["triggers"]
@@ -193,7 +193,7 @@ def test_autoscaling_is_capped_at_the_partition_count(mode: str, kind: str, fiel
 
 def test_a_config_change_rolls_the_pods() -> None:
     def checksum(values: dict[str, Any]) -> str:
-        (deployment,) = of_kind(manifests(values), "Deployment")
+        (deployment,) = of_kind(manifests(values), "StatefulSet")
         return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
     changed = {"config": {**copy.deepcopy(VALUES["config"]), "log_level": "DEBUG"}}
@@ -207,11 +207,11 @@ def test_workload_identity_annotates_the_service_account_and_labels_the_pods() -
     assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == (
         "6f0e2a52-1c3b-4d8e-9a7f-0b1c2d3e4f50"
     )
-    (deployment,) = of_kind(objects, "Deployment")
+    (deployment,) = of_kind(objects, "StatefulSet")
     assert deployment["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] == "true"
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
     plain = manifests(SCENARIOS["connection-string"])
-    (deployment,) = of_kind(plain, "Deployment")
+    (deployment,) = of_kind(plain, "StatefulSet")
     assert "azure.workload.identity/use" not in deployment["spec"]["template"]["metadata"]["labels"]
 
 
@@ -245,14 +245,16 @@ def test_values_schema_rejects_mistakes() -> None:
 
 def test_dead_letters_persist_per_pod_when_asked() -> None:
     objects = manifests(SCENARIOS["workload-identity"])
-    (claim,) = of_kind(objects, "PersistentVolumeClaim")
+    (statefulset,) = of_kind(objects, "StatefulSet")
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]  # one claim per pod, no shared claim
+    assert not of_kind(objects, "PersistentVolumeClaim")
     mount = next(
         m
         for m in pod_spec(SCENARIOS["workload-identity"])["containers"][0]["volumeMounts"]
         if m["name"] == "dead-letter"
     )
-    assert mount["subPathExpr"] == "$(POD_NAME)"
-    assert claim["metadata"]["name"] == f"{RELEASE}-ingestor-dead-letter"
+    assert "subPathExpr" not in mount
+    assert claim["metadata"]["name"] == "dead-letter" and statefulset["metadata"]["name"] == f"{RELEASE}-ingestor"
 
 
 def test_chart_readme_is_generated_from_values() -> None:

@@ -149,15 +149,15 @@ def test_every_alert_has_for_severity_summary_and_description_and_prometheus_tem
 
 
 def test_every_alert_selector_is_scoped_to_this_releases_pods() -> None:
-    pod_regex = f"{FULLNAME}-([a-z0-9]+-)?[a-z0-9]+"
+    pod_regex = f"{FULLNAME}-[0-9]+"  # StatefulSet pods
     for expr in alert_expressions():
         selectors = SELECTOR.findall(expr)
         assert selectors, expr
         for metric, braces in selectors:
             assert f'namespace="{NAMESPACE}"' in braces and f'pod=~"{pod_regex}"' in braces, (metric, expr)
     pod = re.compile(pod_regex)
-    assert pod.fullmatch(f"{FULLNAME}-7d9f8c6b5-xk2lp") and pod.fullmatch(f"{FULLNAME}-0")
-    assert not pod.fullmatch(f"{FULLNAME}-canary-7d9f8c6b5-xk2lp")  # another release whose name extends ours
+    assert pod.fullmatch(f"{FULLNAME}-0") and pod.fullmatch(f"{FULLNAME}-12")
+    assert not pod.fullmatch(f"{FULLNAME}-canary-0")  # another release whose name extends ours
 
 
 def test_dashboard_has_the_variables_stable_unique_panel_ids_and_scoped_targets() -> None:
