@@ -4,6 +4,10 @@ shutdown.
 Shutdown (SIGTERM, `stop()`): stop fetching, flush open batches, wait for uploads and dead letters to settle
 (bounded by `shutdown_grace_secs`), commit, close. Partition revocation does the same before the group takes the
 partitions away.
+
+Every internal task (the source loop, delivery, dead-letter writer, linger clock, committer) is watched: one that
+ends before shutdown, with an error or without, makes `/healthz` answer 503 naming it, starts the same shutdown,
+and `run()` then raises TaskDied (`ingestor run` exits 3).
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from ingestor.commit import OffsetTracker
 from ingestor.config import Config, EventHubsSourceConfig, KafkaSourceConfig
-from ingestor.flow import Flow, cancel
+from ingestor.errors import TaskDied
+from ingestor.flow import Flow
 from ingestor.health import HealthServer
 from ingestor.metrics import Metrics
 from ingestor.models import Partition
@@ -52,36 +58,78 @@ class Ingestor:
         self._stopping = asyncio.Event()
         self._to_commit: dict[Partition, int] = {}
         self._paused_for = ""
+        self.died: TaskDied | None = None  # the first internal task that ended before shutdown
 
     def stop(self) -> None:
         """Begin a graceful shutdown (safe to call from a signal handler)."""
         self._stopping.set()
 
     async def run(self) -> bool:
-        """Run until stop(); True when every row read was settled and committed before exit."""
+        """Run until stop() or an internal task's death; True when every row read was settled and committed
+        before exit. After a death the shutdown is the same, then TaskDied is raised."""
         config = self.config
-        health = HealthServer(self.metrics, self.readiness, host=config.metrics.host, port=config.metrics.port)
+        health = HealthServer(
+            self.metrics, self.readiness, self.liveness, host=config.metrics.host, port=config.metrics.port
+        )
         drained = False
         async with self.flow:
             await health.start()
             log.info("starting", extra={"metrics_port": health.port, "topics": config.source.topics})
             try:
                 await self.source.start()
-                flow = asyncio.create_task(self.flow.run())
-                committer = asyncio.create_task(self._commit_every(config.source.commit_interval_secs))
+                tasks = {
+                    **self.flow.tasks(),
+                    "committer": self._commit_every(config.source.commit_interval_secs),
+                    "source": self._consume(),
+                }
+                running = {name: self._watch(name, task) for name, task in tasks.items()}
                 try:
-                    await self._consume()
+                    await self._stopping.wait()
+                    await asyncio.wait([running["source"]])  # it ends after the fetch in progress
                     drained = await self.flow.drain(config.shutdown_grace_secs)
-                    await self._commit()
+                    try:
+                        await self._commit()
+                    except Exception:
+                        if self.died is None:
+                            raise
+                        log.warning("final commit failed", exc_info=True)
                 finally:
-                    await cancel(committer)
-                    await cancel(flow)
+                    for task in running.values():
+                        task.cancel()
+                    await asyncio.wait(running.values())
             finally:
                 with contextlib.suppress(Exception):
                     await self.source.stop()
                 await health.stop()
         log.info("stopped", extra={"drained": drained, "open_messages": self.tracker.open_messages()})
+        if self.died is not None:
+            raise self.died
         return drained
+
+    # -- the watcher ---------------------------------------------------------------------------------------
+
+    def _watch(self, name: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run an internal task that must last until shutdown (the source loop returns once stop() was called)."""
+        task = asyncio.create_task(coroutine, name=name)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return  # shutdown
+        error = task.exception()
+        if self.died is not None or (error is None and self._stopping.is_set()):
+            return
+        self.died = TaskDied(task.get_name(), error)
+        log.error(
+            "internal task died; shutting down",
+            extra={"task": task.get_name(), "error": str(self.died), "grace_secs": self.config.shutdown_grace_secs},
+            exc_info=error,
+        )
+        self.stop()
+
+    def liveness(self) -> tuple[bool, str]:
+        return (False, str(self.died)) if self.died is not None else (True, "")
 
     async def _consume(self) -> None:
         source, flow, track = self.source, self.flow, self.tracker.track
@@ -115,18 +163,21 @@ class Ingestor:
     async def _commit(self) -> None:
         """Commit what became committable (and what a failed commit left over); update partition gauges."""
         self._to_commit.update(self.tracker.committable())
+        # Only partitions owned now; if the commit fails, each alone, so that one cannot hold back the rest.
+        self._to_commit = {key: offset for key, offset in self._to_commit.items() if self.tracker.owns(key)}
         if self._to_commit:
             offsets = dict(self._to_commit)
-            if await self.source.commit(offsets):
-                self.tracker.committed(offsets)
-                for key, offset in offsets.items():
-                    if self._to_commit.get(key) == offset:
-                        del self._to_commit[key]
-                    self.metrics.committed_offset.labels(key.topic, str(key.partition)).set(offset)
-                self.metrics.commits.labels("ok").inc()
-            else:
-                self.metrics.commits.labels("failed").inc()
+            committed = offsets if await self.source.commit(offsets) else await self._commit_each(offsets)
+            self.tracker.committed(committed)
+            for key, offset in committed.items():
+                if self._to_commit.get(key) == offset:
+                    del self._to_commit[key]
+                self.metrics.committed_offset.labels(key.topic, str(key.partition)).set(offset)
+            self.metrics.commits.labels("ok" if committed == offsets else "failed").inc()
         self._observe_partitions()
+
+    async def _commit_each(self, offsets: dict[Partition, int]) -> dict[Partition, int]:
+        return {key: offset for key, offset in offsets.items() if await self.source.commit({key: offset})}
 
     def _observe_partitions(self) -> None:
         paused = self.source.paused
@@ -138,7 +189,9 @@ class Ingestor:
                 self.metrics.consumer_lag.labels(*labels).set(max(0, highwater - (committed or 0)))
 
     async def _revoked(self, partitions: set[Partition]) -> None:
-        """Before the group takes partitions away: land their rows and commit them."""
+        """Before the group takes partitions away: land their rows and commit them. Messages of these partitions
+        still to be processed (later slices of the fetch under way) are no longer tracked from here on."""
+        self.tracker.closing(partitions)
         if partitions:
             await self.flow.drain(self.config.shutdown_grace_secs)
             await self._commit()
@@ -152,11 +205,14 @@ class Ingestor:
             log.info("partitions revoked", extra={"partitions": _names(partitions)})
 
     async def _assigned(self, partitions: set[Partition]) -> None:
+        self.tracker.assigned(partitions)  # a partition that comes back starts afresh
         if self._paused_for:
             self.source.pause(partitions)  # newly assigned partitions join the pause
         log.info("partitions assigned", extra={"partitions": _names(partitions)})
 
     def readiness(self) -> tuple[bool, str]:
+        if self.died is not None:
+            return False, str(self.died)
         if not self.source.assignment():
             return False, "no partitions assigned (more replicas than partitions, or the group is rebalancing)"
         delivery = self.flow.delivery

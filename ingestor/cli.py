@@ -1,7 +1,8 @@
 """Command line: `ingestor run | check-config | replay | provision | emulator | generate`.
 
 `run` validates the configuration before building any client, installs uvloop, and exits 0 after a graceful
-SIGTERM/SIGINT shutdown; configuration errors exit 2 with one line per problem naming the key.
+SIGTERM/SIGINT shutdown; configuration errors exit 2 with one line per problem naming the key; an internal task
+that died exits 3 after the graceful shutdown (its ERROR line names it), any other failure 1.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import yaml
 
 from ingestor import __version__
 from ingestor.config import Config, load_config
-from ingestor.errors import ConfigError
+from ingestor.errors import ConfigError, TaskDied
 from ingestor.logs import setup_logging
 
 log = logging.getLogger("ingestor")
 EXIT_CONFIG = 2
+EXIT_TASK_DIED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,6 +126,8 @@ async def _run(config: Config) -> int:
         loop.add_signal_handler(signum, ingestor.stop)
     try:
         await ingestor.run()
+    except TaskDied:
+        return EXIT_TASK_DIED  # logged when it died
     except Exception as exc:
         failures = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
         for failure in failures:

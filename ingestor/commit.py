@@ -28,9 +28,27 @@ def settle(tickets: Iterable[Ticket], ack_latency: Histogram) -> None:
 
 
 class OffsetTracker:
+    """Tickets of the partitions this process owns, in arrival order, and the offsets they make committable.
+
+    Ownership is checked where tickets are made: `assigned()` starts a partition afresh (whatever an earlier
+    ownership left is discarded), `closing()` stops taking messages of partitions about to go (their tickets so far
+    stay committable until `forget()`). A message of a partition not owned gets a ticket that is not tracked: its
+    rows may still land (at-least-once), and its offset is never committed by this process.
+    """
+
     def __init__(self) -> None:
         self._open: dict[Partition, deque[Ticket]] = {}
         self._committed: dict[Partition, int] = {}
+        self._taking: set[Partition] = set()
+
+    def assigned(self, keys: Iterable[Partition]) -> None:
+        for key in keys:
+            self._open[key] = deque()
+            self._committed.pop(key, None)
+            self._taking.add(key)
+
+    def closing(self, keys: Iterable[Partition]) -> None:
+        self._taking.difference_update(keys)
 
     def track(self, position: Position, created_at: float | None = None) -> Ticket:
         """Register a message in arrival order; positions of one partition must arrive in offset order.
@@ -38,11 +56,16 @@ class OffsetTracker:
         `created_at`: the message's timestamp in wall-clock seconds, for event-to-acknowledgement latency.
         """
         ticket = Ticket(position, time.time() if created_at is None else created_at)
-        self._open.setdefault(position.key, deque()).append(ticket)
+        if position.key in self._taking:
+            self._open[position.key].append(ticket)
         return ticket
 
+    def owns(self, key: Partition) -> bool:
+        """Whether `key` is assigned and not yet forgotten: only such partitions are ever committed."""
+        return key in self._open
+
     def committable(self) -> dict[Partition, int]:
-        """Offsets to commit (next offset to read, Kafka convention) for partitions that advanced."""
+        """Offsets to commit (next offset to read, Kafka convention) for owned partitions that advanced."""
         advanced: dict[Partition, int] = {}
         for key, tickets in self._open.items():
             last = None
@@ -68,3 +91,4 @@ class OffsetTracker:
         for key in keys:
             self._open.pop(key, None)
             self._committed.pop(key, None)
+            self._taking.discard(key)

@@ -3,6 +3,7 @@
 IngestorError
 +-- ConfigError          configuration cannot be used; message names the key and the fix
 +-- UploadError          a Logs Ingestion request failed; `kind` tells the delivery loop what to do
++-- TaskDied             an internal task of `ingestor run` ended before shutdown; the process exits 3
 """
 
 from __future__ import annotations
@@ -49,3 +50,30 @@ class UploadError(IngestorError):
     @property
     def status_class(self) -> str:
         return f"{self.status // 100}xx" if self.status else "error"
+
+
+MAX_DEATH_CHARS = 300  # of the error in a TaskDied message (/healthz body, log line)
+
+
+class TaskDied(IngestorError):
+    """An internal task of `ingestor run` that must run until shutdown ended: raised or returned.
+
+    The message, `task <name> died: <ExceptionType>: <message>`, is one line of bounded length.
+    """
+
+    def __init__(self, task: str, error: BaseException | None) -> None:
+        self.task = task
+        self.error = error
+        super().__init__(f"task {task} died: {describe(error)}")
+
+
+def describe(error: BaseException | None) -> str:
+    """`Type: message` of an error on one line, at most MAX_DEATH_CHARS; a group with one error is that error."""
+    if error is None:
+        return "it returned, but it must run until shutdown"
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    name, text = type(error).__name__, " ".join(str(error).split())
+    # Some libraries (aiokafka) already start their message with the type's name.
+    text = text if text.startswith(name) else f"{name}: {text}" if text else name
+    return text if len(text) <= MAX_DEATH_CHARS else text[: MAX_DEATH_CHARS - 3] + "..."

@@ -12,7 +12,7 @@ import logging
 import operator
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -52,7 +52,7 @@ def dead_letter_store(
         assert config.topic is not None and isinstance(source, KafkaSourceConfig)
         return KafkaStore(source, config.topic, metrics)
     assert config.path is not None
-    return FileStore(config.path, max_file_bytes=config.max_file_bytes)
+    return FileStore(config.path, max_file_bytes=config.max_file_bytes, max_total_bytes=config.max_total_bytes)
 
 
 class Flow:
@@ -90,12 +90,16 @@ class Flow:
     ) -> None:
         await self._sink.__aexit__(exc_type, exc, tb)
 
+    def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        """The flow's internal tasks by name, each running until cancelled: delivery workers, the dead-letter
+        writer and the linger clock. `ingestor run` watches each (app.py); `run()` is them in a TaskGroup."""
+        return {"delivery": self.delivery.run(), "dead-letter": self.dead_letter.run(), "linger": self._linger()}
+
     async def run(self) -> None:
-        """Delivery workers, the dead-letter writer and the linger clock, until cancelled."""
+        """Every task of `tasks()`, until cancelled."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.delivery.run())
-            group.create_task(self.dead_letter.run())
-            group.create_task(self._linger())
+            for name, task in self.tasks().items():
+                group.create_task(task, name=name)
 
     async def _linger(self) -> None:
         interval = self.config.sink.linger_secs / 4

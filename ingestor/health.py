@@ -1,6 +1,8 @@
 """HTTP endpoints on `metrics.port`: `/metrics` (Prometheus), `/healthz` (alive), `/readyz` (ready to work).
 
-Ready means partitions are assigned and the Logs Ingestion API accepts our requests; the body says why not.
+Alive means every internal task still runs; after one died, `/healthz` answers 503 with `task <name> died: <error>`
+while the process shuts down. Ready means partitions are assigned and the Logs Ingestion API accepts our requests;
+the body says why not.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ingestor.metrics import Metrics
 
 Readiness = Callable[[], tuple[bool, str]]
+Liveness = Callable[[], tuple[bool, str]]
 
 
 class HealthServer:
-    def __init__(self, metrics: Metrics, readiness: Readiness, *, host: str, port: int) -> None:
+    def __init__(self, metrics: Metrics, readiness: Readiness, liveness: Liveness, *, host: str, port: int) -> None:
         self._metrics = metrics
         self._readiness = readiness
+        self._liveness = liveness
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -47,7 +51,8 @@ class HealthServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _alive(self, _request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+        alive, reason = self._liveness()
+        return web.Response(text=("ok" if alive else reason) + "\n", status=200 if alive else 503)
 
     async def _ready(self, _request: web.Request) -> web.Response:
         ready, reason = self._readiness()

@@ -150,6 +150,7 @@ async def test_no_auxiliary_request_spans_30_minutes_on_shuffled_input_and_every
     sink = RecordingSink()
     flow.delivery = Delivery(cfg.sink, sink, flow.batchers, flow.dead_letter, flow.metrics)
     tracker = OffsetTracker()
+    tracker.assigned([Partition("defender", 0)])
     workers = asyncio.create_task(flow.delivery.run())
     writer = asyncio.create_task(flow.dead_letter.run())
     try:

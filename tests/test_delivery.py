@@ -26,7 +26,7 @@ from ingestor.commit import OffsetTracker
 from ingestor.config import LogsIngestionSinkConfig, build_routes
 from ingestor.emulator import DEFAULT_RULE_ID, Emulator
 from ingestor.metrics import Metrics
-from ingestor.models import Position, Ticket
+from ingestor.models import Partition, Position, Ticket
 from ingestor.pipeline.batch import Batcher
 from ingestor.pipeline.decode import MessageDecoder
 from ingestor.sinks.dead_letter import DeadLetterQueue, FileStore, read_dead_letters
@@ -62,6 +62,7 @@ class Rig:
         self.config = LogsIngestionSinkConfig.model_validate(settings)
         self.metrics = Metrics()
         self.tracker = OffsetTracker()
+        self.tracker.assigned([Partition("t", 0)])
         self.dead_letter_dir = tmp / "dead-letter"
         self.dead_letter = DeadLetterQueue(FileStore(self.dead_letter_dir, max_file_bytes=1 << 26), self.metrics)
         self.routes = build_routes(self.config)

@@ -23,6 +23,7 @@ DEST = Destination("DeviceInfo", "dcr-" + "0" * 32, "Custom-DeviceInfo_CL", "Dev
 
 def test_commits_advance_only_over_contiguous_done_messages() -> None:
     tracker = OffsetTracker()
+    tracker.assigned([Partition("t", 0), Partition("t", 1)])
     tickets = [tracker.track(Position("t", 0, offset)) for offset in range(5)]
     other = tracker.track(Position("t", 1, 70))
     for ticket in tickets:
@@ -43,10 +44,43 @@ def test_commits_advance_only_over_contiguous_done_messages() -> None:
 
 def test_unsealed_message_is_never_committable() -> None:
     tracker = OffsetTracker()
+    tracker.assigned([Partition("t", 0)])
     ticket = tracker.track(Position("t", 0, 0))
     assert ticket.pending == 0 and tracker.committable() == {}
     ticket.sealed = True
     assert tracker.committable() == {Partition("t", 0): 1}
+
+
+def test_only_owned_partitions_are_tracked_and_committed() -> None:
+    tracker = OffsetTracker()
+    p0, p1 = Partition("t", 0), Partition("t", 1)
+    tracker.assigned([p0])
+    stray = tracker.track(Position("t", 1, 5))  # a partition this process does not own
+    stray.sealed = True
+    assert tracker.committable() == {} and not tracker.owns(p1)
+    first = tracker.track(Position("t", 0, 0))
+    tracker.closing([p0])  # about to go: no new tickets, but what was taken can still be committed
+    late = tracker.track(Position("t", 0, 1))
+    first.sealed = late.sealed = True
+    assert tracker.committable() == {p0: 1} and tracker.owns(p0)
+    tracker.forget([p0])
+    assert tracker.committable() == {} and not tracker.owns(p0) and tracker.open_messages() == 0
+
+
+def test_a_partition_that_comes_back_starts_afresh() -> None:
+    """Stale tickets of an earlier ownership never let a commit pass re-read messages still in flight."""
+    tracker = OffsetTracker()
+    p0 = Partition("t", 0)
+    tracker.assigned([p0])
+    stale = [tracker.track(Position("t", 0, offset)) for offset in (10, 11)]
+    tracker.assigned([p0])  # revoked after a drain that timed out, then assigned again, without a forget between
+    again = [tracker.track(Position("t", 0, offset)) for offset in (8, 9, 10, 11)]
+    for ticket in stale:
+        ticket.sealed = True
+    again[0].sealed = True
+    for ticket in again[1:]:
+        ticket.sealed, ticket.pending = True, 1  # in flight
+    assert tracker.committable() == {p0: 9}
 
 
 def test_batcher_closes_on_estimated_compressed_size_and_learns_the_ratio() -> None:
@@ -142,6 +176,7 @@ async def test_a_failing_dead_letter_is_backpressure_never_a_drop() -> None:
     store = FailingStore(failures=3)
     queue = DeadLetterQueue(store, metrics, retry_secs=0.01)
     tracker = OffsetTracker()
+    tracker.assigned([Partition("t", 0)])
     ticket = tracker.track(Position("t", 0, 0))
     ticket.pending, ticket.sealed = 2, True
     runner = asyncio.create_task(queue.run())
