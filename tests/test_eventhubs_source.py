@@ -6,6 +6,7 @@ emulator exists; checkpoints go to the real `BlobCheckpointStore` on Azurite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -233,6 +234,35 @@ async def test_commit_checkpoints_the_last_settled_event_of_each_partition(store
     assert await checkpoints(store) == {"0": (12, "2200"), "1": (14, "2400")}
     assert await source.commit({Partition(HUB, 0): 13})  # nothing new: no write, no error
     assert await source.commit({Partition(HUB, 0): 15})
+    assert (await checkpoints(store))["0"] == (14, "2400")
+
+
+class SlowFirstWrite:
+    """The blob checkpoint store, with its first checkpoint write held back until a later one has landed."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.writes = 0
+        self.later_landed = asyncio.Event()
+
+    async def update_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.writes += 1
+        if self.writes == 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.later_landed.wait(), 1.0)  # with one writer, no later write comes
+        await self.store.update_checkpoint(checkpoint)
+        if self.writes > 1:
+            self.later_landed.set()
+
+
+async def test_concurrent_commits_never_move_a_checkpoint_back(store: Any) -> None:
+    slow = SlowFirstWrite(store)
+    source = source_with(slow, Recorder())
+    await source.on_partition_initialize(context("0", store))
+    await source.on_event_batch(context("0", store), [received(b"{}", n) for n in range(10, 15)])
+    periodic = asyncio.create_task(source.commit({Partition(HUB, 0): 13}))
+    await asyncio.sleep(0)  # the periodic commit is writing when the revocation's commit comes
+    assert await source.commit({Partition(HUB, 0): 15}) and await periodic
     assert (await checkpoints(store))["0"] == (14, "2400")
 
 

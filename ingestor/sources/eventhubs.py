@@ -102,6 +102,7 @@ class EventHubsSource:
         self._resumed.set()
         # Per partition: (sequence number, offset) of received events, oldest first, until checkpointed past.
         self._offsets: dict[Partition, deque[tuple[int, str]]] = {}
+        self._checkpointing: dict[Partition, asyncio.Lock] = {}
         self._highwater: dict[Partition, int] = {}
         self._receiving: asyncio.Task[None] | None = None
         self._namespace = namespace_host(config)
@@ -230,30 +231,37 @@ class EventHubsSource:
 
     async def commit(self, offsets: dict[Partition, int]) -> bool:
         """Checkpoint each partition at the event before `offsets[p]` (next sequence number to read)."""
-        config = self._config
         ok = True
         for key, next_sequence in offsets.items():
-            received = self._offsets.setdefault(key, deque())
-            last: tuple[int, str] | None = None
-            while received and received[0][0] < next_sequence:
-                last = received.popleft()
-            if last is None:
-                continue
-            checkpoint = {
-                "fully_qualified_namespace": self._namespace,
-                "eventhub_name": config.eventhub_name,
-                "consumer_group": config.consumer_group,
-                "partition_id": str(key.partition),
-                "sequence_number": last[0],
-                "offset": last[1],
-            }
-            try:
-                await self._store.update_checkpoint(checkpoint)
-            except Exception as exc:  # noqa: BLE001 - any Storage failure: checkpoint at `last` next time
-                received.appendleft(last)
-                log.warning("checkpoint failed; it will be retried", extra={"error": repr(exc)})
-                ok = False
+            # One writer per partition: a periodic commit and a revocation's must land in the order they were
+            # taken, or the later write could carry the lower sequence number and move the checkpoint back.
+            async with self._checkpointing.setdefault(key, asyncio.Lock()):
+                ok = await self._checkpoint(key, next_sequence) and ok
         return ok
+
+    async def _checkpoint(self, key: Partition, next_sequence: int) -> bool:
+        config = self._config
+        received = self._offsets.setdefault(key, deque())
+        last: tuple[int, str] | None = None
+        while received and received[0][0] < next_sequence:
+            last = received.popleft()
+        if last is None:
+            return True
+        checkpoint = {
+            "fully_qualified_namespace": self._namespace,
+            "eventhub_name": config.eventhub_name,
+            "consumer_group": config.consumer_group,
+            "partition_id": str(key.partition),
+            "sequence_number": last[0],
+            "offset": last[1],
+        }
+        try:
+            await self._store.update_checkpoint(checkpoint)
+        except Exception as exc:  # noqa: BLE001 - any Storage failure: checkpoint at `last` next time
+            received.appendleft(last)
+            log.warning("checkpoint failed; it will be retried", extra={"error": repr(exc)})
+            return False
+        return True
 
     def assignment(self) -> set[Partition]:
         return set(self._assigned)
