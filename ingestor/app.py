@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -31,6 +32,8 @@ from ingestor.sources.kafka import KafkaSource, PartitionCallback
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_SECS = 0.2
 PROCESS_SLICE = 16  # messages decoded between two yields to the event loop
+# Closing the source's connections once the grace period is spent (the chart's termination grace leaves room).
+SOURCE_CLOSE_SECS = 5.0
 
 
 Source = KafkaSource | EventHubsSource
@@ -58,6 +61,7 @@ class Ingestor:
         self._stopping = asyncio.Event()
         self._to_commit: dict[Partition, int] = {}
         self._paused_for = ""
+        self._deadline: float | None = None  # monotonic end of the grace period, once shutdown began
         self.died: TaskDied | None = None  # the first internal task that ended before shutdown
 
     def stop(self) -> None:
@@ -85,8 +89,9 @@ class Ingestor:
                 running = {name: self._watch(name, task) for name, task in tasks.items()}
                 try:
                     await self._stopping.wait()
+                    self._deadline = time.monotonic() + config.shutdown_grace_secs
                     await asyncio.wait([running["source"]])  # it ends after the fetch in progress
-                    drained = await self.flow.drain(config.shutdown_grace_secs)
+                    drained = await self.flow.drain(self._grace())
                     try:
                         await self._commit()
                     except Exception:
@@ -98,8 +103,10 @@ class Ingestor:
                         task.cancel()
                     await asyncio.wait(running.values())
             finally:
+                # Closing the source lands and commits its partitions again (Event Hubs' close callbacks): within
+                # what is left of the grace period, however the drain above ended.
                 with contextlib.suppress(Exception):
-                    await self.source.stop()
+                    await asyncio.wait_for(self.source.stop(), max(self._grace(), SOURCE_CLOSE_SECS))
                 await health.stop()
         log.info("stopped", extra={"drained": drained, "open_messages": self.tracker.open_messages()})
         if self.died is not None:
@@ -127,6 +134,12 @@ class Ingestor:
             exc_info=error,
         )
         self.stop()
+
+    def _grace(self) -> float:
+        """How long a drain may last: `shutdown_grace_secs`, or once shutdown began, what is left of it."""
+        if self._deadline is None:
+            return self.config.shutdown_grace_secs
+        return max(0.0, self._deadline - time.monotonic())
 
     def liveness(self) -> tuple[bool, str]:
         return (False, str(self.died)) if self.died is not None else (True, "")
@@ -193,7 +206,7 @@ class Ingestor:
         still to be processed (later slices of the fetch under way) are no longer tracked from here on."""
         self.tracker.closing(partitions)
         if partitions:
-            await self.flow.drain(self.config.shutdown_grace_secs)
+            await self.flow.drain(self._grace())
             await self._commit()
         self.tracker.forget(partitions)
         for key in partitions:

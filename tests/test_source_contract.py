@@ -148,13 +148,14 @@ async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
 class Running:
     """An in-process ingestor on `rig`'s source writing to `emulator`."""
 
-    def __init__(self, rig: Rig, emulator: Emulator, tmp: Path) -> None:
+    def __init__(self, rig: Rig, emulator: Emulator, tmp: Path, **top: Any) -> None:
         self.config = parse_config(
             {
                 "source": rig.source(),
                 "sink": emulator_sink(emulator, linger_secs=0.3, auth_retry_secs=0.3, max_backoff_secs=0.5),
                 "dead_letter": {"path": str(tmp / "dead-letter")},
                 "metrics": {"host": "127.0.0.1", "port": 0},
+                **top,
             }
         )
         self.dead_letter_dir = tmp / "dead-letter"
@@ -273,6 +274,23 @@ async def test_graceful_shutdown_lands_and_commits_everything_read(
         await until_total(running, "ingestor_read_messages_total", len(messages))
         assert await running.stop()  # drained within the grace period
     assert await rig.committed() == per_partition
+
+
+async def test_shutdown_stays_within_the_grace_period_however_the_drain_ends(
+    rig: Rig, emulator: Emulator, tmp_path: Path
+) -> None:
+    grace = 3.0
+    messages, _ = traffic(seed=10, records=300)
+    await rig.feed(messages)
+    emulator.update_faults({"fail_5xx_rate": 1.0})  # nothing can land: every drain runs out of time
+    async with Running(rig, emulator, tmp_path, shutdown_grace_secs=grace) as running:
+        await until_total(running, "ingestor_read_messages_total", len(messages))
+        started = time.monotonic()
+        assert not await running.stop()  # not drained
+        elapsed = time.monotonic() - started
+    # One grace period, not one for the stop and another for the partitions the source closes after it.
+    assert grace <= elapsed < grace + 1.5, elapsed
+    assert await rig.committed() == {}
 
 
 async def test_both_sources_report_the_same_metrics(
