@@ -52,9 +52,14 @@ def cut(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
     return text[: max(limit - len(note), 0)] + note
 
 
+def fingerprint(raw: bytes) -> str:
+    """What identifies bytes the dead letter keeps only part of: their length and SHA-256."""
+    return f"original {len(raw):,} bytes, sha256 {hashlib.sha256(raw).hexdigest()}"
+
+
 def bounded_copy(raw: bytes, limit: int = RAW_COPY_BYTES) -> tuple[bytes, str]:
     """The first `limit` bytes of `raw` (not ending inside a UTF-8 character) and a note of its length and hash."""
-    note = f"original {len(raw):,} bytes, sha256 {hashlib.sha256(raw).hexdigest()}"
+    note = fingerprint(raw)
     if len(raw) <= limit:
         return raw, note
     head = raw[:limit]

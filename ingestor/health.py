@@ -14,12 +14,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingestor.metrics import Metrics
 
-Readiness = Callable[[], tuple[bool, str]]
-Liveness = Callable[[], tuple[bool, str]]
+# A check behind /readyz or /healthz: whether it passes, and if not, why.
+Probe = Callable[[], tuple[bool, str]]
 
 
 class HealthServer:
-    def __init__(self, metrics: Metrics, readiness: Readiness, liveness: Liveness, *, host: str, port: int) -> None:
+    def __init__(self, metrics: Metrics, readiness: Probe, liveness: Probe, *, host: str, port: int) -> None:
         self._metrics = metrics
         self._readiness = readiness
         self._liveness = liveness

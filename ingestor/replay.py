@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gzip
 import logging
 import sys
@@ -24,7 +23,7 @@ from ingestor.config import Config
 from ingestor.flow import Flow, cancel
 from ingestor.metrics import Metrics
 from ingestor.models import DEAD_LETTER_REASONS, Message, Position, Rejected, SourceRef
-from ingestor.sinks.dead_letter import DeadLetterEntry, FileStore, read_dead_letter_lines
+from ingestor.sinks.dead_letter import DeadLetterEntry, FileStore, raw_bytes, read_dead_letter_lines
 from ingestor.tables import load_schemas
 
 log = logging.getLogger(__name__)
@@ -155,7 +154,7 @@ def _messages(path: Path) -> Iterator[Message | Rejected | tuple[Position, str, 
         position = Position(topic, 0, number)
         try:
             entry = decode(line)
-            raw = _raw(entry)
+            raw = raw_bytes(entry)
         except (msgspec.DecodeError, ValueError):  # not an entry: decoded as a record, it gets a reason of its own
             yield Message(line, position)
             continue
@@ -167,7 +166,3 @@ def _messages(path: Path) -> Iterator[Message | Rejected | tuple[Position, str, 
             yield position, entry.table, [raw]
         else:
             yield Message(raw, position)
-
-
-def _raw(entry: DeadLetterEntry) -> bytes:
-    return entry.raw.encode() if entry.raw is not None else base64.b64decode(entry.raw_base64 or "")

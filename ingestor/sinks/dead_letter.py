@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
-import hashlib
 import logging
 import os
 import time
@@ -24,7 +23,7 @@ from typing import BinaryIO, Protocol
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from ingestor.bounds import MAX_DETAIL_CHARS, cut
+from ingestor.bounds import MAX_DETAIL_CHARS, cut, fingerprint
 from ingestor.commit import settle
 from ingestor.config import KafkaSourceConfig
 from ingestor.kafka_connection import connection_settings
@@ -74,6 +73,11 @@ def entry_for(rejected: Rejected) -> DeadLetterEntry:
         raw_base64=raw_b64,
         raw_original_bytes=rejected.original_bytes,
     )
+
+
+def raw_bytes(entry: DeadLetterEntry) -> bytes:
+    """The record's bytes as the entry holds them (`raw` as UTF-8, or `raw_base64`)."""
+    return entry.raw.encode() if entry.raw is not None else base64.b64decode(entry.raw_base64 or "")
 
 
 class DeadLetterFull(OSError):
@@ -213,10 +217,9 @@ def fit_entry(line: bytes, max_bytes: int) -> bytes:
         return line
     entry = msgspec.json.decode(line, type=DeadLetterEntry)
     as_text = entry.raw is not None
-    raw = entry.raw.encode() if entry.raw is not None else base64.b64decode(entry.raw_base64 or "")
-    digest = hashlib.sha256(raw).hexdigest()
+    raw = raw_bytes(entry)
     entry.detail = cut(entry.detail, MAX_DETAIL_CHARS - 200)
-    entry.detail += f"; raw cut to fit the dead-letter topic: original {len(raw):,} bytes, sha256 {digest}"
+    entry.detail += f"; raw cut to fit the dead-letter topic: {fingerprint(raw)}"
     entry.raw_original_bytes = entry.raw_original_bytes or len(raw)
 
     def encoded(size: int) -> bytes:
