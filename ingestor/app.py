@@ -24,6 +24,7 @@ from ingestor.config import Config, EventHubsSourceConfig, KafkaSourceConfig
 from ingestor.errors import TaskDied
 from ingestor.flow import Flow
 from ingestor.health import HealthServer
+from ingestor.identity import SourceCredentials
 from ingestor.metrics import Metrics
 from ingestor.models import Partition
 from ingestor.sources.eventhubs import EventHubsSource
@@ -41,12 +42,17 @@ SourceFactory = Callable[..., Source]
 
 
 def make_source(
-    config: KafkaSourceConfig | EventHubsSourceConfig, *, on_revoked: PartitionCallback, on_assigned: PartitionCallback
+    config: KafkaSourceConfig | EventHubsSourceConfig,
+    *,
+    on_revoked: PartitionCallback,
+    on_assigned: PartitionCallback,
+    credentials: SourceCredentials,
 ) -> Source:
-    """The source for `config.type`, calling back before partitions go and after they come."""
+    """The source for `config.type`, calling back before partitions go and after they come; its Entra ID
+    credentials report to `credentials`."""
     if isinstance(config, KafkaSourceConfig):
-        return KafkaSource(config, on_revoked=on_revoked, on_assigned=on_assigned)
-    return EventHubsSource(config, on_revoked=on_revoked, on_assigned=on_assigned)
+        return KafkaSource(config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials)
+    return EventHubsSource(config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials)
 
 
 class Ingestor:
@@ -56,8 +62,11 @@ class Ingestor:
         self.config = config
         self.metrics = metrics or Metrics()
         self.tracker = OffsetTracker()
-        self.flow = Flow(config, self.metrics)
-        self.source = source_factory(config.source, on_revoked=self._revoked, on_assigned=self._assigned)
+        self.credentials = SourceCredentials(self.metrics, retry_secs=config.sink.auth_retry_secs)
+        self.flow = Flow(config, self.metrics, credentials=self.credentials)
+        self.source = source_factory(
+            config.source, on_revoked=self._revoked, on_assigned=self._assigned, credentials=self.credentials
+        )
         self._stopping = asyncio.Event()
         self._to_commit: dict[Partition, int] = {}
         self._paused_for = ""
@@ -80,28 +89,8 @@ class Ingestor:
             await health.start()
             log.info("starting", extra={"metrics_port": health.port, "topics": config.source.topics})
             try:
-                await self.source.start()
-                tasks = {
-                    **self.flow.tasks(),
-                    "committer": self._commit_every(config.source.commit_interval_secs),
-                    "source": self._consume(),
-                }
-                running = {name: self._watch(name, task) for name, task in tasks.items()}
-                try:
-                    await self._stopping.wait()
-                    self._deadline = time.monotonic() + config.shutdown_grace_secs
-                    await asyncio.wait([running["source"]])  # it ends after the fetch in progress
-                    drained = await self.flow.drain(self._grace())
-                    try:
-                        await self._commit()
-                    except Exception:
-                        if self.died is None:
-                            raise
-                        log.warning("final commit failed", exc_info=True)
-                finally:
-                    for task in running.values():
-                        task.cancel()
-                    await asyncio.wait(running.values())
+                # Stopped before the source started (it waits for a credential's token): nothing was read.
+                drained = await self._work() if await self._start_source() else True
             finally:
                 # Closing the source lands and commits its partitions again (Event Hubs' close callbacks): within
                 # what is left of the grace period, however the drain above ended.
@@ -112,6 +101,44 @@ class Ingestor:
         if self.died is not None:
             raise self.died
         return drained
+
+    async def _work(self) -> bool:
+        """From a started source until stop(): the internal tasks, then drain and the final commit."""
+        tasks = {
+            **self.flow.tasks(),
+            "committer": self._commit_every(self.config.source.commit_interval_secs),
+            "source": self._consume(),
+        }
+        running = {name: self._watch(name, task) for name, task in tasks.items()}
+        try:
+            await self._stopping.wait()
+            self._deadline = time.monotonic() + self.config.shutdown_grace_secs
+            await asyncio.wait([running["source"]])  # it ends after the fetch in progress
+            drained = await self.flow.drain(self._grace())
+            try:
+                await self._commit()
+            except Exception:
+                if self.died is None:
+                    raise
+                log.warning("final commit failed", exc_info=True)
+            return drained
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.wait(running.values())
+
+    async def _start_source(self) -> bool:
+        """Start the source; False if stop() came first (a start can wait long: for a credential's token)."""
+        starting = asyncio.ensure_future(self.source.start())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return False
+        starting.result()
+        return True
 
     # -- the watcher ---------------------------------------------------------------------------------------
 
@@ -226,6 +253,8 @@ class Ingestor:
     def readiness(self) -> tuple[bool, str]:
         if self.died is not None:
             return False, str(self.died)
+        if not self.credentials.authorized:
+            return False, f"an Entra ID credential gives no token ({self.credentials.problem})"
         if not self.source.assignment():
             return False, "no partitions assigned (more replicas than partitions, or the group is rebalancing)"
         delivery = self.flow.delivery

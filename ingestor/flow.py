@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from ingestor.config import Config, DeadLetterConfig, EventHubsSourceConfig, KafkaSourceConfig
+from ingestor.identity import SourceCredentials
 from ingestor.metrics import Metrics
 from ingestor.models import Message, Position, Rejected, SourceRef, Ticket
 from ingestor.pipeline.batch import batcher_for
@@ -45,12 +46,15 @@ Track = Callable[[Position, float | None], Ticket]
 
 
 def dead_letter_store(
-    config: DeadLetterConfig, source: KafkaSourceConfig | EventHubsSourceConfig, metrics: Metrics
+    config: DeadLetterConfig,
+    source: KafkaSourceConfig | EventHubsSourceConfig,
+    metrics: Metrics,
+    credentials: SourceCredentials | None = None,
 ) -> DeadLetterStore:
     if config.type == "kafka":
         # Both checked by the config model: a Kafka dead letter has a topic and a Kafka source.
         assert config.topic is not None and isinstance(source, KafkaSourceConfig)
-        return KafkaStore(source, config.topic, metrics)
+        return KafkaStore(source, config.topic, metrics, credentials)
     assert config.path is not None
     return FileStore(config.path, max_file_bytes=config.max_file_bytes, max_total_bytes=config.max_total_bytes)
 
@@ -58,7 +62,15 @@ def dead_letter_store(
 class Flow:
     """Owns the decoder, the batchers, the delivery workers and the dead-letter queue."""
 
-    def __init__(self, config: Config, metrics: Metrics, *, dead_letter: DeadLetterStore | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: Metrics,
+        *,
+        dead_letter: DeadLetterStore | None = None,
+        credentials: SourceCredentials | None = None,
+    ) -> None:
+        """`credentials`: where the Kafka dead letter's Entra ID credential reports (it shares the source's)."""
         self.config = config
         self.metrics = metrics
         self.routes = config.routes()
@@ -76,7 +88,7 @@ class Flow:
             for route in self.routes.values()
             for d in route.destinations
         }
-        store = dead_letter or dead_letter_store(config.dead_letter, config.source, metrics)
+        store = dead_letter or dead_letter_store(config.dead_letter, config.source, metrics, credentials)
         self.dead_letter = DeadLetterQueue(store, metrics, retry_secs=config.dead_letter.retry_secs)
         self._sink = LogsIngestionSink(sink)
         self.delivery = Delivery(sink, self._sink, self.batchers, self.dead_letter, metrics)

@@ -140,8 +140,14 @@ class Metrics:
         self.sink_authorized = Gauge(
             "ingestor_sink_authorized", "0 while the Logs Ingestion API refuses us (401/403/404)", registry=r
         )
+        self.source_authorized = Gauge(
+            "ingestor_source_authorized",
+            "0 while an Entra ID credential of the source (Event Hubs, checkpoint store) gives no token",
+            registry=r,
+        )
         self.ready = Gauge("ingestor_ready", "1 when partitions are assigned and the sink authorized", registry=r)
         self.sink_authorized.set(1)
+        self.source_authorized.set(1)
 
     def total(self, sample_name: str) -> float:
         """Sum of every sample named `sample_name` (all label values)."""

@@ -6,6 +6,7 @@ fails); nothing is skipped.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -473,12 +474,19 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 
 class AzuriteProcess:
     """Azurite's blob service (npm package pinned in tests/azurite) on a free loopback port, storing under
-    `directory`. Installs the package with `npm ci` when tests/azurite/node_modules is missing."""
+    `directory`. Installs the package with `npm ci` when tests/azurite/node_modules is missing.
 
-    def __init__(self, directory: Path, *, start_timeout: float = 60.0) -> None:
+    `oauth=True`: HTTPS with a self-signed certificate (`ca_file`) and Entra ID bearer tokens accepted as Azurite's
+    `--oauth basic` checks them (audience, issuer, expiry; not the signature): see `bearer_token()`."""
+
+    def __init__(self, directory: Path, *, start_timeout: float = 60.0, oauth: bool = False) -> None:
         import shutil
 
+        from ingestor.emulator.certs import ensure_certificate
+
         self._process: subprocess.Popen[bytes] | None = None
+        self.oauth = oauth
+        self.ca_file: Path | None = None
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         if not (AZURITE_PACKAGE / "node_modules" / ".package-lock.json").is_file():
@@ -495,6 +503,11 @@ class AzuriteProcess:
             raise RuntimeError(f"{binary} is missing after installing tests/azurite")
         self.port = free_port()
         self.log_path = directory / "azurite.log"
+        tls: list[str] = []
+        if oauth:
+            cert, key = ensure_certificate(directory)
+            self.ca_file = cert
+            tls = ["--cert", str(cert), "--key", str(key), "--oauth", "basic"]
         with self.log_path.open("wb") as out:
             self._process = subprocess.Popen(
                 [
@@ -508,6 +521,7 @@ class AzuriteProcess:
                     "--silent",
                     "--skipApiVersionCheck",  # the SDK's storage API version can be newer than Azurite knows
                     "--disableTelemetry",  # no internet: telemetry would only try to phone home
+                    *tls,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -525,14 +539,34 @@ class AzuriteProcess:
 
     @property
     def account_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+        return f"{'https' if self.oauth else 'http'}://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint={self.account_url};"
+            f"DefaultEndpointsProtocol={'https' if self.oauth else 'http'};AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.account_url};"
         )
+
+    @staticmethod
+    def bearer_token(expires_on: int) -> str:
+        """An Entra ID access token for Azure Storage as Azurite's `--oauth basic` checks it: an unsigned JWT with
+        Storage's audience, an Entra ID issuer and a validity window."""
+
+        def part(value: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+        tenant = "00000000-0000-0000-0000-000000000001"
+        claims = {
+            "aud": "https://storage.azure.com",
+            "iss": f"https://sts.windows.net/{tenant}/",
+            "tid": tenant,
+            "oid": "00000000-0000-0000-0000-000000000002",
+            "iat": expires_on - 3600,
+            "nbf": expires_on - 3600,
+            "exp": expires_on,
+        }
+        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
 
     @property
     def pid(self) -> int | None:

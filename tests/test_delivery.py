@@ -10,16 +10,15 @@ import json
 import logging
 import os
 import sqlite3
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CredentialUnavailableError
+from credentials import FailingCredential
 
 import ingestor
 from ingestor.commit import OffsetTracker
@@ -202,35 +201,6 @@ async def test_retry_after_beyond_the_backoff_cap_is_honoured_up_to_its_ceiling(
     assert rig.sample("ingestor_retry_wait_seconds_total", destination=dest, reason="throttled") == 1.0
 
 
-class FailingCredential:
-    """Fails the way azure-identity's credentials do (no status code) until `heal()`, then gives the token."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error: Exception | None = error
-
-    def heal(self) -> None:
-        self.error = None
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        if self.error is not None:
-            raise self.error
-        return AccessToken(TOKEN, int(time.time()) + 3600)
-
-    async def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
-        if self.error is not None:
-            raise self.error
-        return AccessTokenInfo(TOKEN, int(time.time()) + 3600)
-
-    async def close(self) -> None:
-        pass
-
-    async def __aenter__(self) -> FailingCredential:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        pass
-
-
 @pytest.mark.parametrize(
     "error",
     [
@@ -244,7 +214,7 @@ async def test_a_credential_that_gives_no_token_is_unauthorized_not_transient(
 ) -> None:
     dest = "DeviceRegistryEvents_CL"
     rig = Rig(emulator, tmp_path)
-    credential = FailingCredential(error)
+    credential = FailingCredential(error, TOKEN)
     seen: dict[str, Any] = {}
 
     async def heal(delivery: Delivery) -> None:

@@ -169,7 +169,7 @@ class MovingSource:
     """A source whose one fetch holds partitions 0 and 1, and whose brokers refuse any commit that names a
     partition after it was taken away, as Kafka does ("not assigned")."""
 
-    def __init__(self, config: Any, *, on_revoked: Any, on_assigned: Any) -> None:
+    def __init__(self, config: Any, *, on_revoked: Any, on_assigned: Any, **_: Any) -> None:
         self.on_revoked, self.on_assigned = on_revoked, on_assigned
         self.owned = {Partition("t", 0), Partition("t", 1)}
         body = json.dumps({"records": [SAMPLE]}).encode()

@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaProducer
 from ingestor.bounds import MAX_DETAIL_CHARS, cut, fingerprint
 from ingestor.commit import settle
 from ingestor.config import KafkaSourceConfig
-from ingestor.kafka_connection import connection_settings
+from ingestor.identity import SourceCredentials
+from ingestor.kafka_connection import EntraTokenProvider, connection_settings
 from ingestor.metrics import Metrics
 from ingestor.models import Rejected, Ticket
 from ingestor.pipeline.compress import BACKEND
@@ -249,8 +250,10 @@ class KafkaStore:
 
     MAX_MESSAGE_BYTES = 1_000_000
 
-    def __init__(self, source: KafkaSourceConfig, topic: str, metrics: Metrics) -> None:
-        self._settings = connection_settings(source)
+    def __init__(
+        self, source: KafkaSourceConfig, topic: str, metrics: Metrics, credentials: SourceCredentials | None = None
+    ) -> None:
+        self._settings = connection_settings(source, credentials)
         self._topic = topic
         self._metrics = metrics
         self._producer: AIOKafkaProducer | None = None
@@ -276,6 +279,9 @@ class KafkaStore:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        provider = self._settings.get("sasl_oauth_token_provider")
+        if isinstance(provider, EntraTokenProvider):
+            await provider.close()
 
 
 class DeadLetterQueue:

@@ -5,6 +5,8 @@ position offset is the event's sequence number, the same contract as the Kafka s
 checkpoint (offset and sequence number of the last settled event) only for what the OffsetTracker hands it.
 Backpressure holds the callback, so a paused partition receives nothing more; the SDK's prefetch is the only
 buffer. A partition the load balancer takes away (or the shutdown closes) is drained and checkpointed first.
+Entra ID credentials (Event Hubs, the checkpoint store) report to `identity.SourceCredentials`; `start()` waits
+while the store's gives no token.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlparse
 
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceNotFoundError
 from azure.eventhub import EventData
 from azure.eventhub.aio import EventHubConsumerClient, PartitionContext
@@ -25,6 +28,7 @@ from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 
 from ingestor.config import EventHubsSourceConfig
 from ingestor.errors import ConfigError
+from ingestor.identity import CHECKPOINT_STORE, EVENT_HUBS, NO_TOKEN_ERRORS, SourceCredentials
 from ingestor.models import Message, Partition, Position
 
 log = logging.getLogger(__name__)
@@ -48,12 +52,14 @@ def namespace_host(config: EventHubsSourceConfig) -> str:
     return urlparse(fields.get("Endpoint", "")).hostname or ""
 
 
-def checkpoint_store(config: EventHubsSourceConfig, credential: Any = None) -> BlobCheckpointStore:
+def checkpoint_store(config: EventHubsSourceConfig, credential: Any = None, **options: Any) -> BlobCheckpointStore:
+    """The configured blob checkpoint store; `options` go to the Storage client (`connection_verify`, say)."""
     store = config.checkpoint_store
     if store.connection_string is not None:
-        return BlobCheckpointStore.from_connection_string(store.connection_string.get_secret_value(), store.container)
+        secret = store.connection_string.get_secret_value()
+        return BlobCheckpointStore.from_connection_string(secret, store.container, **options)
     assert store.account_url is not None  # one of the two, checked by the config model
-    return BlobCheckpointStore(store.account_url, store.container, credential=credential)
+    return BlobCheckpointStore(store.account_url, store.container, credential=credential, **options)
 
 
 def event_bytes(event: EventData) -> bytes:
@@ -77,23 +83,30 @@ class EventHubsSource:
         *,
         on_revoked: PartitionCallback,
         on_assigned: PartitionCallback,
+        credentials: SourceCredentials | None = None,
+        credential: AsyncTokenCredential | None = None,
         store: Any = None,
         client: EventHubConsumerClient | None = None,
     ) -> None:
-        """`store` and `client` replace the ones built from the configuration (tests)."""
+        """`credentials`: where an Entra ID credential reports that it gives no token (`/readyz`, the gauge).
+        `credential` replaces DefaultAzureCredential; `store` and `client` the ones built from the configuration
+        (tests)."""
         self._config = config
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
-        self._credential: Any = None
+        self._credentials = credentials or SourceCredentials()
+        self._credential: AsyncTokenCredential | None = None
         # Entra ID for whichever of the two is built here without a connection string of its own.
         if (client is None and config.connection_string is None) or (
             store is None and config.checkpoint_store.connection_string is None
         ):
-            from azure.identity.aio import DefaultAzureCredential
+            if credential is None:
+                from azure.identity.aio import DefaultAzureCredential
 
-            self._credential = DefaultAzureCredential()
+                credential = DefaultAzureCredential()
+            self._credential = credential
         self._owns_store = store is None
-        self._store = store if store is not None else checkpoint_store(config, self._credential)
+        self._store = store if store is not None else checkpoint_store(config, self._watched(CHECKPOINT_STORE))
         self._client = client if client is not None else self._build_client()
         self._queue: asyncio.Queue[list[Message]] = asyncio.Queue()
         self._assigned: set[Partition] = set()
@@ -106,6 +119,9 @@ class EventHubsSource:
         self._highwater: dict[Partition, int] = {}
         self._receiving: asyncio.Task[None] | None = None
         self._namespace = namespace_host(config)
+
+    def _watched(self, use: str) -> Any:
+        return None if self._credential is None else self._credentials.watch(self._credential, use)
 
     def _build_client(self) -> EventHubConsumerClient:
         config = self._config
@@ -123,16 +139,26 @@ class EventHubsSource:
             )
         assert config.fully_qualified_namespace is not None  # checked by the config model
         return EventHubConsumerClient(
-            config.fully_qualified_namespace, config.eventhub_name, config.consumer_group, self._credential, **options
+            config.fully_qualified_namespace,
+            config.eventhub_name,
+            config.consumer_group,
+            self._watched(EVENT_HUBS),
+            **options,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Check the checkpoint container, then start the SDK's receive loop (load balancing included)."""
+        """Check the checkpoint container, then start the SDK's receive loop (load balancing included). While the
+        store's credential gives no token, wait: it is asked again every `sink.auth_retry_secs`."""
         config = self._config
         try:
-            await self._store.list_ownership(self._namespace, config.eventhub_name, config.consumer_group)
+            while True:
+                try:
+                    await self._store.list_ownership(self._namespace, config.eventhub_name, config.consumer_group)
+                    break
+                except NO_TOKEN_ERRORS:
+                    continue  # reported by the watched credential, which also paces the next attempt
         except ResourceNotFoundError:
             # Without its container the store reports claims as granted and fails later, partition by partition.
             raise ConfigError(
@@ -212,7 +238,10 @@ class EventHubsSource:
 
     async def _on_error(self, context: PartitionContext | None, error: Exception) -> None:
         partition = context.partition_id if context is not None else None
-        log.warning("Event Hubs receive error; the SDK retries", extra={"partition": partition, "error": repr(error)})
+        # While a credential gives no token, every partition fails with it; SourceCredentials said so once.
+        level = logging.WARNING if self._credentials.authorized else logging.DEBUG
+        extra = {"partition": partition, "error": repr(error)}
+        log.log(level, "Event Hubs receive error; the SDK retries", extra=extra)
 
     # -- the application's side --------------------------------------------------------------------------
 

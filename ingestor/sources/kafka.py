@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from ingestor.config import KafkaSourceConfig
+from ingestor.identity import SourceCredentials
 from ingestor.kafka_connection import EntraTokenProvider, connection_settings
 from ingestor.models import Message, Partition, Position
 
@@ -25,10 +26,10 @@ PartitionCallback = Callable[[set[Partition]], Awaitable[None]]
 EVENT_HUBS_CONSUMER_SETTINGS: dict[str, Any] = {"heartbeat_interval_ms": 3_000, "max_poll_interval_ms": 300_000}
 
 
-def consumer_settings(config: KafkaSourceConfig) -> dict[str, Any]:
+def consumer_settings(config: KafkaSourceConfig, credentials: SourceCredentials | None = None) -> dict[str, Any]:
     """aiokafka consumer keyword arguments for the configuration (no secrets logged from here)."""
     settings: dict[str, Any] = {
-        **connection_settings(config),
+        **connection_settings(config, credentials),
         "group_id": config.group_id,
         "client_id": f"defender-ingestor-{config.group_id}",
         "enable_auto_commit": False,
@@ -63,9 +64,11 @@ class KafkaSource:
         *,
         on_revoked: PartitionCallback,
         on_assigned: PartitionCallback,
+        credentials: SourceCredentials | None = None,
     ) -> None:
+        """`credentials`: where an Entra ID credential reports that it gives no token (`/readyz`, the gauge)."""
         self._config = config
-        self._settings = consumer_settings(config)
+        self._settings = consumer_settings(config, credentials)
         self._consumer = AIOKafkaConsumer(**self._settings)
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
