@@ -26,6 +26,7 @@ ALERTS = {
     "IngestorConsumerLagGrowing",
     "IngestorRowsDeadLettered",
     "IngestorSinkUnauthorized",
+    "IngestorSourceUnauthorized",
     "IngestorThrottled",
     "IngestorNotReady",
     "IngestorDeadLetterWriteFailing",
@@ -257,6 +258,7 @@ def test_the_scrape_is_real_and_has_the_series_the_alerts_depend_on(scrape: str)
         "ingestor_ack_latency_seconds_bucket",
         "ingestor_ready",
         "ingestor_sink_authorized",
+        "ingestor_source_authorized",
     ):
         assert name in samples, name
 
