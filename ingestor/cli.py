@@ -19,7 +19,7 @@ import yaml
 
 from ingestor import __version__
 from ingestor.config import Config, load_config
-from ingestor.errors import ConfigError, TaskDied
+from ingestor.errors import ConfigError, IngestorError, TaskDied
 from ingestor.logs import setup_logging
 
 log = logging.getLogger("ingestor")
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             return provision(args)
-        except ConfigError as exc:
+        except IngestorError as exc:  # the configuration, or the KQL analyzer of --check-queries (Node.js missing)
             print(f"ingestor provision: {exc}", file=sys.stderr)
             return EXIT_CONFIG
     try:

@@ -32,7 +32,15 @@ from pydantic import (
 from ingestor.errors import ConfigError
 from ingestor.models import Destination
 from ingestor.retention import RetentionConfig, TableRoute, destination_names, dropped_columns
-from ingestor.tables import TableSchema, load_schemas
+from ingestor.tables import (
+    MAX_COLUMNS_PER_TABLE,
+    UNMAPPED_COLUMNS,
+    ColumnType,
+    TableSchema,
+    is_column_name,
+    load_schemas,
+    with_extra_columns,
+)
 
 ENV_PREFIX = "INGESTOR_"
 # The Logs Ingestion API rejects bodies over 1,048,576 bytes as sent (after gzip); stay just under it.
@@ -293,9 +301,10 @@ class MetricsConfig(Section):
 
 
 class ValidationConfig(Section):
-    # Columns Defender added after our schemas: the DCR would drop them silently, so we count them and
-    # either drop them (default) or dead-letter the record.
-    unknown_columns: Literal["drop", "reject"] = "drop"
+    # Columns Defender added after our schemas (and not in schemas.extra_columns): the DCR would drop them
+    # silently, so we count them and keep their values in the row's UnmappedColumns (default; `ingestor
+    # provision` declares that dynamic column), drop them, or dead-letter the record.
+    unknown_columns: Literal["keep", "drop", "reject"] = "keep"
     max_record_bytes: Annotated[int, Field(ge=1024, le=REQUEST_LIMIT_BYTES)] = 1_000_000
     # A message (or record) over its limit is dead-lettered without being parsed: decoding costs about 15 times
     # its size in memory. Event Hubs caps a message at 1 MB; plain Kafka brokers may let bigger ones through.
@@ -314,12 +323,62 @@ class ValidationConfig(Section):
     max_field_bytes: Annotated[int, Field(ge=1024)] = 65_536
 
 
+class SchemasConfig(Section):
+    """Columns Defender added after the schema files, promoted to real columns without a release:
+    `extra_columns: {<Table>: {<Column>: <type>}}`. Decoding validates them with their type, and `ingestor
+    provision` adds them to the tables, the DCR streams and the workspace functions (deploy the new template
+    before running with them, or the service drops what the DCR does not declare)."""
+
+    extra_columns: dict[str, dict[str, ColumnType]] = {}
+
+    @field_validator("extra_columns")
+    @classmethod
+    def _promotable(cls, value: dict[str, dict[str, ColumnType]]) -> dict[str, dict[str, ColumnType]]:
+        schemas = load_schemas()
+        problems = []
+        unknown = sorted(set(value) - set(schemas))
+        if unknown:
+            problems.append(f"unknown tables {unknown}; known tables are {sorted(schemas)}")
+        for table, columns in value.items():
+            if table not in schemas:
+                continue
+            native = {c.name.lower(): c.name for c in schemas[table].columns}
+            seen: dict[str, str] = {}
+            for name in columns:
+                where = f"{table}.{name}"
+                if not is_column_name(name):
+                    problems.append(
+                        f"{where}: Log Analytics takes no such column name (a letter, then letters, digits and _, at "
+                        "most 45 characters, not reserved); it cannot be promoted, its values stay in UnmappedColumns"
+                    )
+                elif name.lower() == UNMAPPED_COLUMNS.lower():
+                    problems.append(f"{where}: {UNMAPPED_COLUMNS} is the ingestor's column for unknown columns")
+                elif name.lower() in native:
+                    problems.append(
+                        f"{where}: {table} already has the column {native[name.lower()]} (names are case-insensitive); "
+                        "remove it from schemas.extra_columns"
+                    )
+                elif name.lower() in seen:
+                    problems.append(f"{where}: also listed as {seen[name.lower()]} (names are case-insensitive)")
+                seen.setdefault(name.lower(), name)
+            total = len(native) + len(columns) + 1  # + UnmappedColumns
+            if total > MAX_COLUMNS_PER_TABLE:
+                problems.append(
+                    f"{table}: {len(native)} columns, {len(columns)} promoted and {UNMAPPED_COLUMNS} make {total}; "
+                    f"a table may have {MAX_COLUMNS_PER_TABLE}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
 class Config(Section):
     source: SourceConfig
     sink: LogsIngestionSinkConfig
     dead_letter: DeadLetterConfig
     metrics: MetricsConfig = MetricsConfig()
     validation: ValidationConfig = ValidationConfig()
+    schemas: SchemasConfig = SchemasConfig()
     retention: RetentionConfig = RetentionConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # SIGTERM: stop fetching, flush, wait for uploads and commit within this bound.
@@ -336,6 +395,13 @@ class Config(Section):
 
     def routes(self) -> dict[str, TableRoute]:
         return build_routes(self.sink, self.retention)
+
+    def table_schemas(self) -> dict[str, TableSchema]:
+        """The columns of every destination table, per Defender table: the schema file's (in its order), then
+        `schemas.extra_columns` (origin "promoted"), then UnmappedColumns when `validation.unknown_columns` is
+        keep. New objects each call; `load_schemas()` stays as the files say."""
+        keep = self.validation.unknown_columns == "keep"
+        return with_extra_columns(load_schemas(), self.schemas.extra_columns, unmapped=keep)
 
     def masked(self) -> dict[str, Any]:
         """The configuration as plain data with every secret replaced by asterisks."""

@@ -4,6 +4,8 @@ IngestorError
 +-- ConfigError          configuration cannot be used; message names the key and the fix
 +-- UploadError          a Logs Ingestion request failed; `kind` tells the delivery loop what to do
 +-- TaskDied             an internal task of `ingestor run` ended before shutdown; the process exits 3
++-- kql.AnalyzerError    the KQL analyzer of `provision --check-queries` failed
+    +-- kql.AnalyzerUnavailable   Node.js or its npm package is missing; the message says how to get it
 """
 
 from __future__ import annotations

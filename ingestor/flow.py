@@ -27,7 +27,6 @@ from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_t
 from ingestor.sinks.dead_letter import DeadLetterQueue, DeadLetterStore, FileStore, KafkaStore
 from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
-from ingestor.tables import load_schemas
 
 log = logging.getLogger(__name__)
 UNKNOWN_TABLE = "unknown"
@@ -75,7 +74,7 @@ class Flow:
         self.metrics = metrics
         self.routes = config.routes()
         self.decoder = MessageDecoder(
-            load_schemas(),
+            config.table_schemas(),
             routes=self.routes,
             unknown_columns=config.validation.unknown_columns,
             max_record_bytes=config.validation.max_record_bytes,
@@ -157,6 +156,7 @@ class Flow:
         skipped: Counter[str] = Counter()
         unknown: Counter[tuple[str, str]] = Counter()
         truncated: Counter[str] = Counter()
+        unmapped: Counter[str] = Counter()
         topics: Counter[str] = Counter()
         rejected: list[Rejected] = []
         rejected_tickets: list[Ticket] = []
@@ -183,8 +183,10 @@ class Flow:
                 unknown.update(result.unknown_columns)
             if result.truncated_fields:
                 truncated.update(result.truncated_fields)
+            if result.unmapped_bytes:
+                unmapped.update(result.unmapped_bytes)
         self.dead_letter.put(rejected, rejected_tickets)
-        self._count(topics, read, skipped, rejected, unknown, truncated)
+        self._count(topics, read, skipped, rejected, unknown, truncated, unmapped)
 
     def process_rows(self, table: str, rows: list[bytes], ticket: Ticket) -> None:
         """Shaped rows that skip decoding (rows the sink dead-lettered, replayed); `ticket` must be unsealed.
@@ -226,6 +228,7 @@ class Flow:
         rejected: list[Rejected],
         unknown: Counter[tuple[str, str]],
         truncated: Counter[str],
+        unmapped: Counter[str],
     ) -> None:
         m = self.metrics
         for topic, n in topics.items():
@@ -243,6 +246,8 @@ class Flow:
             m.unknown_columns.labels(table, column).inc(n)
         for table, n in truncated.items():
             m.truncated_fields.labels(table).inc(n)
+        for table, n in unmapped.items():
+            m.unmapped_column_bytes.labels(table).inc(n)
         m.inflight_bytes.set(self.inflight_bytes)
 
 

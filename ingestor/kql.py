@@ -88,6 +88,14 @@ class Diagnostic:
 
 
 @dataclass(frozen=True)
+class Analysis:
+    """What Kusto.Language makes of one query: its errors, and the columns (name, KQL type) of its result."""
+
+    errors: list[Diagnostic]
+    columns: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class Database:
     """What queries run against: tables (ordered columns: name -> KQL type) and parameterless functions."""
 
@@ -177,6 +185,10 @@ class Analyzer:
 
     def analyze(self, database: Database, queries: Sequence[str]) -> list[list[Diagnostic]]:
         """Each query's errors against `database`, in query order (empty when a query is valid)."""
+        return [analysis.errors for analysis in self.analyses(database, queries)]
+
+    def analyses(self, database: Database, queries: Sequence[str]) -> list[Analysis]:
+        """Each query's errors and result columns against `database`, in query order."""
         if not queries:
             return []
         self.install()
@@ -184,10 +196,15 @@ class Analyzer:
         done = _run([self.node, str(self.directory / SCRIPT)], stdin=request, timeout=ANALYZE_TIMEOUT_S)
         if done.returncode != 0:
             raise AnalyzerError(_last_line(done.stderr) or f"the KQL analyzer exited with status {done.returncode}")
-        results = json.loads(done.stdout)
         return [
-            [Diagnostic(code=d["code"], message=d["message"], start=d["start"], length=d["length"]) for d in found]
-            for found in results
+            Analysis(
+                errors=[
+                    Diagnostic(code=d["code"], message=d["message"], start=d["start"], length=d["length"])
+                    for d in found["errors"]
+                ],
+                columns=[(name, kind) for name, kind in found["columns"]],
+            )
+            for found in json.loads(done.stdout)
         ]
 
     def install(self) -> None:

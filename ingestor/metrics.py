@@ -56,6 +56,12 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.unmapped_column_bytes = Counter(
+            "ingestor_unmapped_column_bytes",
+            "Bytes of the UnmappedColumns values (JSON text) of rows made: what kept unknown columns add",
+            ["table"],
+            registry=r,
+        )
         self.raw_bytes = Counter(
             "ingestor_raw_bytes",
             "Uncompressed JSON bytes of rows accepted (what Log Analytics bills, roughly)",

@@ -1,11 +1,13 @@
 """`ingestor provision`: the configuration's destinations -> an ARM template and the ingestor config that uses it.
 
 `build_template` declares, for every (table, class) destination the rules can reach, its custom table (columns,
-plan, retention), one data collection endpoint, data collection rules (a stream and a `source` data flow per
-destination, at most 10 per rule; one rule per destination for Auxiliary), the Monitoring Metrics Publisher role
-on each rule, and one workspace function per Defender table that unions its class tables. `check_template`
-applies Azure's documented rules to a template; `resolve_config` writes the deployment's outputs into the config,
-and writes every secret as a `${INGESTOR_...}` placeholder naming the environment variable that must carry it.
+plan, retention; the columns are `table_columns`: the schema file's, the promoted `schemas.extra_columns`, and
+UnmappedColumns when unknown columns are kept), one data collection endpoint, data collection rules (a stream
+and a `source` data flow per destination, at most 10 per rule; one rule per destination for Auxiliary), the
+Monitoring Metrics Publisher role on each rule, and one workspace function per Defender table that unions its
+class tables. `check_template` applies Azure's documented rules to a template; `resolve_config` writes the
+deployment's outputs into the config, and writes every secret as a `${INGESTOR_...}` placeholder naming the
+environment variable that must carry it.
 Pure except `main`.
 """
 
@@ -26,7 +28,8 @@ from ingestor.config import SECRET_PATHS, Config, env_name, load_config
 from ingestor.errors import ConfigError
 from ingestor.models import Destination
 from ingestor.retention import FIXED_INTERACTIVE_DAYS, TOTAL_RETENTION_YEARS
-from ingestor.tables import COLUMN_NAME, MAX_COLUMN_NAME_CHARS, RESERVED_COLUMNS, Column, load_schemas
+from ingestor.tables import COLUMN_NAME, MAX_COLUMN_NAME_CHARS, MAX_COLUMNS_PER_TABLE, RESERVED_COLUMNS, Column
+from ingestor.workspace_functions import function_query
 
 TEMPLATE_FILE = "azuredeploy.json"
 CONFIG_FILE = "ingestor.yaml"
@@ -54,7 +57,6 @@ DEFAULT_FUNCTION_NAME = "{table}"
 MAX_FLOWS_PER_DCR = 10
 MAX_STREAMS_PER_DCR = 10
 MAX_TRANSFORM_CHARS = 15_360
-MAX_COLUMNS_PER_TABLE = 500
 MAX_DCR_NAME_CHARS = 64
 MAX_PREFIX_CHARS = 17
 TABLE_COLUMN_TYPES = {
@@ -108,11 +110,20 @@ def plan_rules(config: Config) -> list[Rule]:
     return rules
 
 
-def sent_columns(destination: Destination) -> tuple[Column, ...]:
-    """The columns the ingestor may send to a destination: the schema's, minus the dropped ones. Auxiliary tables
-    take no dynamic columns, so there they are strings (the ingestor sends the JSON text)."""
+def table_columns(config: Config, table: str) -> tuple[Column, ...]:
+    """Every column a destination table of the Defender table `table` can hold, with its native type: the schema
+    file's columns in file order (TimeGenerated, SourceTenantId and RetentionTag last), then the columns
+    `schemas.extra_columns.<table>` promotes, in configuration order (origin "promoted"), then UnmappedColumns
+    (dynamic, origin "added") when `validation.unknown_columns` is keep. The one list behind the tables, the DCR
+    streams (`sent_columns`, a destination's view of it) and the workspace functions."""
+    return config.table_schemas()[table].columns
+
+
+def sent_columns(config: Config, destination: Destination) -> tuple[Column, ...]:
+    """The columns the ingestor may send to a destination: `table_columns`, minus the dropped ones. Auxiliary
+    tables take no dynamic columns, so there they are strings (the ingestor sends the JSON text)."""
     dropped = set(destination.dropped_columns)
-    columns = [c for c in load_schemas()[destination.table].columns if c.name not in dropped]
+    columns = [c for c in table_columns(config, destination.table) if c.name not in dropped]
     if destination.plan == "Auxiliary":
         columns = [replace(c, type="string") if c.type == "dynamic" else c for c in columns]
     return tuple(columns)
@@ -141,12 +152,12 @@ def build_template(config: Config, *, function_name: str = DEFAULT_FUNCTION_NAME
     )
     for rule in rules:
         variables[f"dcr_{rule.key}"] = f"[format('{{0}}-{rule.name_suffix}', parameters('namePrefix'))]"
-        resources.append(_rule(rule))
+        resources.append(_rule(rule, config))
         resources.append(_role_assignment(rule))
     by_table: dict[str, list[Destination]] = {}
     for destination in all_destinations:
         by_table.setdefault(destination.table, []).append(destination)
-    resources.extend(_function(table, members, function_name) for table, members in sorted(by_table.items()))
+    resources.extend(_function(table, members, function_name, config) for table, members in sorted(by_table.items()))
     rule_ids = {
         rule.key: f"[reference(resourceId('Microsoft.Insights/dataCollectionRules', variables('dcr_{rule.key}')), "
         f"'{DCR_API}').immutableId]"
@@ -204,7 +215,9 @@ def _table(destination: Destination, config: Config) -> dict[str, Any]:
         "schema": {
             "name": destination.table_name,
             "description": f"Defender {destination.table}, retention class {destination.retention_tag}",
-            "columns": [{"name": c.name, "type": TABLE_COLUMN_TYPES[c.type]} for c in sent_columns(destination)],
+            "columns": [
+                {"name": c.name, "type": TABLE_COLUMN_TYPES[c.type]} for c in sent_columns(config, destination)
+            ],
         },
     }
     if cls.plan == "Analytics" and cls.retention_days is not None:
@@ -219,7 +232,7 @@ def _table(destination: Destination, config: Config) -> dict[str, Any]:
     }
 
 
-def _rule(rule: Rule) -> dict[str, Any]:
+def _rule(rule: Rule, config: Config) -> dict[str, Any]:
     name = f"variables('dcr_{rule.key}')"
     return {
         "type": DCR_TYPE,
@@ -241,7 +254,9 @@ def _rule(rule: Rule) -> dict[str, Any]:
                 "[resourceId('Microsoft.Insights/dataCollectionEndpoints', variables('dceName'))]"
             ),
             "streamDeclarations": {
-                d.stream: {"columns": [{"name": c.name, "type": STREAM_COLUMN_TYPES[c.type]} for c in sent_columns(d)]}
+                d.stream: {
+                    "columns": [{"name": c.name, "type": STREAM_COLUMN_TYPES[c.type]} for c in sent_columns(config, d)]
+                }
                 for d in rule.destinations
             },
             "destinations": {
@@ -277,10 +292,11 @@ def _role_assignment(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _function(table: str, members: list[Destination], function_name: str) -> dict[str, Any]:
+def _function(table: str, members: list[Destination], function_name: str, config: Config) -> dict[str, Any]:
+    """The function named after `table`: the native table exactly (`workspace_functions.function_query`)."""
     alias = function_name.format(table=table)
     tables = [d.table_name for d in members]
-    query = tables[0] if len(tables) == 1 else f"union isfuzzy=true {', '.join(tables)}"
+    query = function_query(table_columns(config, table), [(d.table_name, sent_columns(config, d)) for d in members])
     return {
         "type": FUNCTION_TYPE,
         "apiVersion": FUNCTIONS_API,
@@ -495,7 +511,14 @@ def _output(outputs: dict[str, Any] | None, name: str) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="the ingestor's YAML configuration")
-    parser.add_argument("--out", type=Path, required=True, help=f"directory for {TEMPLATE_FILE} and {CONFIG_FILE}")
+    parser.add_argument("--out", type=Path, help=f"directory for {TEMPLATE_FILE} and {CONFIG_FILE}")
+    parser.add_argument(
+        "--check-queries",
+        type=Path,
+        metavar="DIR",
+        help="analyze the queries in DIR (.kql/.txt files, Sentinel rule YAML, rule exports in JSON) against the "
+        "workspace this configuration provisions and list those that would break (exit code 1); needs Node.js",
+    )
     parser.add_argument(
         "--outputs", type=Path, help="the deployment's outputs (JSON), to fill the DCR ids into the configuration"
     )
@@ -517,10 +540,27 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError([f"--outputs {args.outputs}: cannot read deployment outputs ({exc})"]) from None
     if "{table}" not in args.function_name:
         raise ConfigError(["--function-name: the pattern must contain {table}"])
+    if args.out is None and args.check_queries is None:
+        raise ConfigError(["give --out DIR (write the template and configuration) or --check-queries DIR, or both"])
     template = build_template(config, function_name=args.function_name)
     problems = check_template(template)
     if problems:
         raise ConfigError([f"generated template breaks Azure's rules: {p}" for p in problems])
+    written = 0 if args.out is None else _write(args, config, doc, template, outputs)
+    if args.check_queries is None:
+        return written
+    from ingestor.kql import Analyzer, database_from_template
+    from ingestor.query_check import check, read_queries, report
+
+    queries = read_queries(args.check_queries)
+    if not queries:
+        raise ConfigError([f"--check-queries {args.check_queries}: no queries found (.kql, .txt, .yaml, .yml, .json)"])
+    return report(check(queries, database_from_template(template), Analyzer()), sys.stdout)
+
+
+def _write(
+    args: argparse.Namespace, config: Config, doc: dict[str, Any], template: dict[str, Any], outputs: Any
+) -> int:
     resolved = resolve_config(doc, config, outputs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / TEMPLATE_FILE).write_text(json.dumps(template, indent=2) + "\n", encoding="utf-8")

@@ -1,14 +1,18 @@
 """Table schemas as data: loads `schemas/<Table>.json` into typed objects.
 
-The schema files are the single source of column names, types and required columns. They ship inside the
-package (`ingestor/schemas/` in a wheel) and are read from the repository's `schemas/` in a source checkout.
+The schema files are the single source of the native column names, types and required columns. They ship inside
+the package (`ingestor/schemas/` in a wheel) and are read from the repository's `schemas/` in a source checkout.
+`load_schemas()` is cached and never changed; `with_extra_columns` derives new schema objects from it that also
+hold the columns the configuration promotes (`schemas.extra_columns`) and the `UnmappedColumns` column that keeps
+the values of columns in no schema (`validation.unknown_columns: keep`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -21,6 +25,11 @@ CATEGORY_PREFIX = "AdvancedHunting-"
 MAX_COLUMN_NAME_CHARS = 45
 COLUMN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 RESERVED_COLUMNS = frozenset({"_resourceid", "id", "_subscriptionid", "tenantid", "type", "uniqueid", "title"})
+# Log Analytics: at most 500 columns per table.
+MAX_COLUMNS_PER_TABLE = 500
+# The dynamic column that keeps, per row, the columns the record carried that are neither in the schema nor
+# promoted: an object of original column name -> original JSON value (absent when there are none).
+UNMAPPED_COLUMNS = "UnmappedColumns"
 
 
 def is_column_name(name: str) -> bool:
@@ -37,8 +46,9 @@ class Column:
     name: str
     type: ColumnType
     # "stream": carried in the Streaming API's properties; "table": a Sentinel column the stream never
-    # carries; "added": set by the ingestor (TimeGenerated, SourceTenantId, RetentionTag).
-    origin: Literal["stream", "table", "added"]
+    # carries; "added": set by the ingestor (TimeGenerated, SourceTenantId, RetentionTag, UnmappedColumns);
+    # "promoted": a column Defender added after our schema files, declared by `schemas.extra_columns`.
+    origin: Literal["stream", "table", "added", "promoted"]
     description: str
 
 
@@ -108,6 +118,40 @@ def load_schemas(directory: Path | None = None) -> dict[str, TableSchema]:
     if not schemas:
         raise SchemaError(f"no schema files in {root}")
     return schemas
+
+
+UNMAPPED_COLUMN = Column(
+    UNMAPPED_COLUMNS,
+    "dynamic",
+    "added",
+    "Columns the record carried that are in no schema (validation.unknown_columns keep): name -> original value",
+)
+
+
+def with_extra_columns(
+    schemas: Mapping[str, TableSchema], extra: Mapping[str, Mapping[str, str]], *, unmapped: bool = False
+) -> dict[str, TableSchema]:
+    """`schemas` with, per table, its promoted columns appended in `extra`'s order (origin "promoted", never
+    required), then `UnmappedColumns` when `unmapped` (and without it otherwise). New objects: the schemas given,
+    such as `load_schemas()`'s cached ones, stay as they were. The configuration validates `extra`
+    (`config.SchemasConfig`); here a table, name or type it would refuse raises SchemaError.
+    """
+    unknown = sorted(set(extra) - set(schemas))
+    if unknown:
+        raise SchemaError(f"extra columns for unknown tables {unknown}")
+    out = {}
+    for table, schema in schemas.items():
+        columns = [c for c in schema.columns if c.name != UNMAPPED_COLUMNS]
+        taken = {c.name.lower() for c in columns} | {UNMAPPED_COLUMNS.lower()}
+        for name, kind in extra.get(table, {}).items():
+            if not is_column_name(name) or name.lower() in taken or kind not in COLUMN_TYPES:
+                raise SchemaError(f"{table}: cannot promote column {name!r} of type {kind!r}")
+            taken.add(name.lower())
+            columns.append(Column(name, kind, "promoted", "promoted by schemas.extra_columns"))  # type: ignore[arg-type]
+        if unmapped:
+            columns.append(UNMAPPED_COLUMN)
+        out[table] = replace(schema, columns=tuple(columns)) if tuple(columns) != schema.columns else schema
+    return out
 
 
 def default_table_name(table: str) -> str:

@@ -200,15 +200,19 @@ class EmulatorProcess:
         self._log.close()
 
 
-def provisioned_emulator(directory: Path, retention: dict[str, Any]) -> tuple[EmulatorProcess, dict[str, Any]]:
-    """Run `ingestor provision` for `retention`, start the emulator on the template it wrote, and resolve the
-    deployment outputs; returns the emulator and the `sink` + `retention` settings of the resolved config."""
+def provisioned_emulator(
+    directory: Path, retention: dict[str, Any], **sections: Any
+) -> tuple[EmulatorProcess, dict[str, Any]]:
+    """Run `ingestor provision` for `retention` (and other `sections` of the configuration that shape the tables,
+    such as `schemas` and `validation`), start the emulator on the template it wrote, and resolve the deployment
+    outputs; returns the emulator and the `sink` + `retention` settings of the resolved config."""
     deploy = directory / "deploy"
     base = {
         "source": {"bootstrap_servers": ["127.0.0.1:9"], "topics": ["t"], "group_id": "g"},
         "sink": {"endpoint": "https://pending.invalid", "rule_id": "dcr-" + "0" * 32},
         "dead_letter": {"path": str(directory / "dead-letter")},
         "retention": retention,
+        **sections,
     }
     base_path = directory / "provision-input.yaml"
     base_path.write_text(yaml.safe_dump(base))

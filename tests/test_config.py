@@ -46,6 +46,7 @@ def problems(doc: dict[str, Any], env: dict[str, str] | None = None, tmp: Path |
 
 def test_minimal_config_and_defaults() -> None:
     config = parse_config(base())
+    assert config.validation.unknown_columns == "keep"  # new Defender columns land in UnmappedColumns
     assert config.sink.max_request_bytes == 1_040_000 < 1_048_576
     assert config.source.commit_interval_secs >= 0.25
     routes = config.routes()
@@ -216,7 +217,9 @@ def test_crc_checks_can_be_turned_off_from_the_environment(tmp_path: Path) -> No
 
 def test_the_readme_configuration_example_is_valid() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    section = readme[readme.index("\n## Configuration\n") :]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_config(yaml.safe_load(example))
     assert config.source.auth.type == "entra" and config.source.is_event_hubs
     assert config.routes()["DeviceNetworkEvents"].fallback.rule_id == "dcr-" + "1" * 32
+    assert config.validation.unknown_columns == "keep" and config.schemas.extra_columns == {}

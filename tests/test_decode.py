@@ -15,7 +15,7 @@ import ingestor
 from ingestor.models import Destination, Position, SourceRef
 from ingestor.pipeline.decode import DecodeResult, MessageDecoder
 from ingestor.retention import TableRoute
-from ingestor.tables import load_schemas
+from ingestor.tables import UNMAPPED_COLUMNS, load_schemas
 
 SAMPLES_DIR = Path(ingestor.__file__).parent / "samples"
 SCHEMAS = load_schemas()
@@ -192,13 +192,26 @@ def test_one_message_may_mix_tables_in_any_order(decoder: MessageDecoder) -> Non
     assert [r.table for r in result.rows] == [r["category"].removeprefix("AdvancedHunting-") for r in records]
 
 
-def test_unknown_columns_are_counted_and_dropped_by_default(decoder: MessageDecoder) -> None:
+def test_unknown_columns_are_counted_and_kept_in_unmapped_columns_by_default(decoder: MessageDecoder) -> None:
+    record = with_props("DeviceFileEvents", BrandNewColumn="x", AnotherOne=None)
+    for _ in range(2):  # first through the slow path (learning), then the fast path
+        result = decoder.decode(envelope(record, record))
+        assert len(result.rows) == 2 and not result.rejected
+        assert result.unknown_columns == {("DeviceFileEvents", "BrandNewColumn"): 2}
+        for row in rows_of(result):
+            assert "BrandNewColumn" not in row and "AnotherOne" not in row
+            assert row["UnmappedColumns"] == {"BrandNewColumn": "x"}  # nulls are not kept
+
+
+def test_unknown_columns_can_be_dropped() -> None:
+    decoder = MessageDecoder(SCHEMAS, unknown_columns="drop")
     record = with_props("DeviceFileEvents", BrandNewColumn="x", AnotherOne=None)
     for _ in range(2):  # first through the slow path (learning), then the fast path
         result = decoder.decode(envelope(record, record))
         assert len(result.rows) == 2 and not result.rejected
         assert result.unknown_columns == {("DeviceFileEvents", "BrandNewColumn"): 2}
         assert all(b"BrandNewColumn" not in r.body and b"AnotherOne" not in r.body for r in result.rows)
+        assert all(b"UnmappedColumns" not in r.body for r in result.rows) and not result.unmapped_bytes
 
 
 def test_unknown_columns_can_be_rejected() -> None:
@@ -332,7 +345,8 @@ def test_value_mutations_are_fully_accounted_and_rows_match_their_schema(data: s
     assert result.read == len(records) == accounted(result)
     for row in result.rows:
         columns = set(msgspec.json.decode(row.body))
-        assert columns <= set(SCHEMAS[row.table].column_names)
+        # An unknown column ("Extra") is kept in UnmappedColumns, the default (tests/test_unmapped_columns.py).
+        assert columns <= {*SCHEMAS[row.table].column_names, UNMAPPED_COLUMNS}
         assert {"Timestamp", "DeviceId", "DeviceName", "TimeGenerated"} <= columns
 
 

@@ -427,7 +427,9 @@ def test_default_dcr_declares_every_schema_table() -> None:
     assert dcr.immutable_id == "dcr-x"
     assert dcr.output_tables == {default_stream_name(t): default_table_name(t) for t in schemas}
     for table, schema in schemas.items():
-        assert dcr.streams[default_stream_name(table)] == tuple((c.name, c.type) for c in schema.columns)
+        # every schema column, and UnmappedColumns: the default configuration keeps unknown columns there
+        expected = (*((c.name, c.type) for c in schema.columns), ("UnmappedColumns", "dynamic"))
+        assert dcr.streams[default_stream_name(table)] == expected
     with pytest.raises(ValueError, match="without an output table"):
         DcrDefinition("dcr-y", streams={"Custom-A": (("A", "string"),)}, output_tables={})
 

@@ -5,17 +5,19 @@ samples mutated with hostile keys, deep nesting, type swaps, huge strings and nu
 surrogates, invalid UTF-8, duplicate keys, hostile categories and envelopes; see fuzzing.py):
 
 - `MessageDecoder.decode` never raises; `read == rows + rejected + skipped`; every row is one JSON object whose
-  keys are columns of its table, with TimeGenerated, Timestamp, DeviceId and DeviceName set; every reject has a
-  documented reason, a detail of at most 1,000 characters, a bounded raw copy when oversized, a known table or
-  none, and makes a dead-letter entry that encodes.
+  keys are columns of its table (UnmappedColumns included: a non-empty object, or JSON text on an Auxiliary
+  destination or when cut to the field limit), with TimeGenerated, Timestamp, DeviceId and DeviceName set;
+  every reject has a documented reason, a detail of at most 1,000 characters, a bounded raw copy when
+  oversized, a known table or none, and makes a dead-letter entry that encodes.
 - After each hostile message the same decoder still turns the real samples into the very rows a fresh decoder
   makes (fast path, per-record path, one record per line).
 - Through `Flow.process`: records read = rows in batches + entries written to the dead-letter store + skipped,
   by the metrics as well as by what was stored; tickets hold exactly the rows left in batches; metric label
   values stay bounded (unknown columns per table <= 66, skipped categories <= 33, no value over 64 characters).
 
-Decoders run with `unknown_columns` drop and reject, small and default limits, and retention routes whose
-predicates test a string column (ActionType) and a dynamic one (AdditionalFields) into an Auxiliary class.
+Decoders run with `unknown_columns` keep (the default), drop and reject, small and default limits, and retention
+routes whose predicates test a string column (ActionType) and a dynamic one (AdditionalFields) into an Auxiliary
+class.
 
 `make test` runs about 3,000 cases; `make fuzz` runs FUZZ_EXAMPLES (default 100,000) and prints the outcomes.
 """
@@ -58,7 +60,7 @@ OVERSIZED = ("oversized_record", "oversized_message")
 MAX_DETAIL_CHARS = 1_000
 MAX_OVERSIZED_RAW = 65_536
 NON_NULL = ("TimeGenerated", "Timestamp", "DeviceId", "DeviceName")
-COLUMNS = {table: frozenset(schema.column_names) for table, schema in SCHEMAS.items()}
+COLUMNS = {table: frozenset({*schema.column_names, "UnmappedColumns"}) for table, schema in SCHEMAS.items()}
 MAX_COLUMN_LABELS = 66  # 64 names + `other` + `invalid_name`
 MAX_CATEGORY_LABELS = 33
 MAX_LABEL_CHARS = 64
@@ -88,7 +90,7 @@ settings.register_profile("fuzz", settings.get_profile("fuzz-quick"), print_blob
 PROFILE = settings.get_profile("fuzz" if FUZZING else "fuzz-quick")
 
 
-def config(unknown_columns: str = "drop", **validation: Any) -> Config:
+def config(unknown_columns: str = "keep", **validation: Any) -> Config:
     doc = base()  # the dead letter is a store in memory, never its path
     # A long linger: batches rarely close, and nothing is ever sent anyway.
     doc["sink"] |= {"credential": {"type": "static_token", "token": "t"}, "linger_secs": 300}
@@ -151,6 +153,9 @@ def check_row(table: str, retention_tag: str, body: bytes) -> None:
     nulls = [c for c in NON_NULL if row.get(c) is None]
     assert not nulls, f"{table} row without {nulls}"
     assert row["RetentionTag"] == retention_tag
+    if "UnmappedColumns" in row:
+        unmapped = row["UnmappedColumns"]
+        assert (isinstance(unmapped, dict) and unmapped) or (isinstance(unmapped, str) and unmapped[:1] == "{")
 
 
 class Baseline:
@@ -188,7 +193,8 @@ class Baseline:
 # One decoder per configuration, shared across examples: learned columns, seen categories and any other state
 # build up over the campaign, which is what the soundness check is about.
 DECODERS = {
-    "drop": {"max_message_bytes": 4_000_000},
+    "keep": {"max_message_bytes": 4_000_000},
+    "drop": {"unknown_columns": "drop", "max_message_bytes": 4_000_000},
     "reject_small": {
         "unknown_columns": "reject",
         "max_record_bytes": 16_384,
@@ -200,7 +206,7 @@ DECODERS = {
 SHARED = {name: (decoder(**options), Baseline(**options)) for name, options in DECODERS.items()}
 
 
-@pytest.mark.parametrize(("name", "share"), [("drop", 0.3), ("reject_small", 0.15), ("retention", 0.2)])
+@pytest.mark.parametrize(("name", "share"), [("keep", 0.2), ("drop", 0.1), ("reject_small", 0.15), ("retention", 0.2)])
 def test_hostile_messages_are_accounted_for_and_leave_the_decoder_sound(name: str, share: float) -> None:
     target, baseline = SHARED[name]
 
@@ -256,7 +262,7 @@ class MemoryStore:
 class FlowHarness:
     """A Flow on its own event loop whose dead-letter writer runs and whose batches are never sent."""
 
-    def __init__(self, unknown_columns: str = "drop") -> None:
+    def __init__(self, unknown_columns: str = "keep") -> None:
         self.loop = asyncio.new_event_loop()
         self.store = MemoryStore()
         self.metrics = Metrics()
@@ -358,7 +364,7 @@ def test_hostile_messages_through_the_flow_end_in_batches_dead_letter_or_skips(h
     Baseline(routes=harness.flow.routes).check(harness.flow.decoder)
 
 
-@pytest.mark.parametrize("unknown_columns", ["drop", "reject"])
+@pytest.mark.parametrize("unknown_columns", ["keep", "drop", "reject"])
 def test_metric_labels_stay_bounded_after_thousands_of_hostile_names_and_categories(unknown_columns: str) -> None:
     """3,000 distinct new column names (valid ones, hostile ones, long ones) and 3,000 distinct categories."""
     rng = random.Random(20260718)
@@ -382,7 +388,7 @@ def test_metric_labels_stay_bounded_after_thousands_of_hostile_names_and_categor
         assert harness.metrics.total("ingestor_skipped_events_total") == 3000
         assert harness.metrics.total("ingestor_unknown_columns_total") == 3000, "every unknown column is counted"
         rows = harness.batched_rows()
-        assert rows == (3000 if unknown_columns == "drop" else 0)
+        assert rows == (0 if unknown_columns == "reject" else 3000)
     finally:
         harness.close()
 

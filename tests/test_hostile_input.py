@@ -5,8 +5,9 @@ Hostile messages and records sit between valid traffic on both partitions of a t
 retention classes. The test proves that, after all of it:
 
 * the process is still up, and exits 0 on SIGTERM;
-* every valid row landed, in the table (and class) it belongs to, without columns outside the schema; records
-  whose only fault is an unknown or badly named column land too, and deep JSON *text* stays a string;
+* every valid row landed, in the table (and class) it belongs to, without columns outside the schema (and
+  UnmappedColumns); records whose only fault is an unknown or badly named column land too, those columns' values
+  in UnmappedColumns (the default `validation.unknown_columns: keep`), and deep JSON *text* stays a string;
 * every hostile record is in the file dead letter at its topic, partition, offset and index, with its reason
   (`invalid_type`, `too_deeply_nested`, `malformed_json`, `empty_message`, `oversized_record`,
   `oversized_message`), its raw bytes, or for oversized input a bounded copy with the length and sha256; a bad
@@ -57,7 +58,7 @@ from ingestor.sinks.dead_letter import DeadLetterEntry, read_dead_letters
 from ingestor.tables import load_schemas
 
 SCHEMAS = load_schemas()
-ADDED_COLUMNS = {"TimeGenerated", "SourceTenantId", "RetentionTag"}
+ADDED_COLUMNS = {"TimeGenerated", "SourceTenantId", "RetentionTag", "UnmappedColumns"}
 PARTITIONS = 2
 MAX_RECORD_BYTES = 200_000
 MAX_MESSAGE_BYTES = 1_000_000
@@ -85,6 +86,16 @@ RETENTION = {
 }  # fmt: skip
 _encode = msgspec.json.Encoder().encode
 _PLACEHOLDER = "@@deep@@"
+
+
+def kept(values: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a landed row keeps exactly `values` in UnmappedColumns (JSON text on an Auxiliary class)."""
+
+    def check(row: dict[str, Any]) -> bool:
+        unmapped = row.get("UnmappedColumns")
+        return bool((json.loads(unmapped) if isinstance(unmapped, str) else unmapped) == values)
+
+    return check
 
 
 def deep_object(depth: int) -> bytes:
@@ -236,7 +247,7 @@ class Traffic:
     def bad_name(self, partition: int, name: str) -> None:
         record = self.record()
         record["properties"][name] = "value"
-        landed = self.landing(record)
+        landed = self.landing(record, check=kept({name: "value"}))
         self.invalid_name_values[landed.table] += 1
         self.unknown_values += 1
         self.envelope(partition, [landed])
@@ -245,9 +256,10 @@ class Traffic:
         records = []
         for names in batches:
             record = self.record()
-            record["properties"] |= {name: f"value of {name[:20]}" for name in names}
+            values = {name: f"value of {name[:20]}" for name in names}
+            record["properties"] |= values
             self.unknown_values += len(names)
-            records.append(self.landing(record))
+            records.append(self.landing(record, check=kept(values)))
         self.envelope(partition, records)
 
     def deep_value(self, partition: int, table: str, column: str, value: bytes) -> None:

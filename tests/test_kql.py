@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_retention import WORKED_EXAMPLE, config_doc
+from test_retention import config_doc
 
 import ingestor
 from ingestor.config import parse_config
@@ -109,26 +109,14 @@ def test_union_with_conflicting_types_splits_the_column(analyzer: Analyzer) -> N
     assert [e.message.split(" does")[0] for e in no_split] == ["The name 'AdditionalFields_dynamic'"]
 
 
-def test_provisioned_functions_of_mixed_plans_split_dynamic_columns(analyzer: Analyzer) -> None:
-    """The worked example unions an Analytics table (dynamic AdditionalFields) with an Auxiliary one (string)."""
-    database = database_from_template(build_template(parse_config(config_doc(WORKED_EXAMPLE))))
-    assert database.functions["DeviceNetworkEvents"] == (
-        "union isfuzzy=true DeviceNetworkEvents_CL, DeviceNetworkEvents_archive_CL"
-    )
-    assert ("AdditionalFields", "string") in database.tables["DeviceNetworkEvents_archive_CL"]
-    query = "DeviceNetworkEvents | extend Q = tostring(AdditionalFields.query)"
-    native, provisioned = (analyzer.analyze(db, [query])[0] for db in (native_database(), database))
-    assert native == []
-    assert [e.code for e in provisioned] == ["KS142"] and "'AdditionalFields'" in provisioned[0].message
-
-
 def test_default_template_has_a_function_per_table_with_every_native_column(analyzer: Analyzer) -> None:
     database = database_from_template(build_template(parse_config(config_doc({}))))
     assert database.functions == {t: f"{t}_CL" for t in SCHEMAS}
     assert sorted(database.tables) == sorted(f"{t}_CL" for t in SCHEMAS)
     for table, schema in SCHEMAS.items():
         columns = database.tables[f"{table}_CL"]
-        assert [c for c, _ in columns] == [*schema.column_names, *(c for c, _ in STANDARD_COLUMNS)]
+        kept = ["UnmappedColumns"]  # unknown columns are kept by default (tests/test_unmapped_columns.py)
+        assert [c for c, _ in columns] == [*schema.column_names, *kept, *(c for c, _ in STANDARD_COLUMNS)]
         assert ("TimeGenerated", "datetime") in columns
     # A query written for a native table (every column it has) works on the function of the same name.
     native = native_database()

@@ -1,13 +1,17 @@
 """Data collection rules as data: which streams a rule accepts, their columns, output tables and table plans.
 
-`default_dcr` declares one `Custom-<T>_CL` stream per schema table, with all its columns, into `<T>_CL`.
-`template_dcrs` reads the rules an `ingestor provision` ARM template declares, as a deployment would create
-them, and `deployment_outputs` gives the outputs such a deployment reports (`az ... --query properties.outputs`).
+`default_dcr` declares one `Custom-<T>_CL` stream per schema table into `<T>_CL`, with the columns of the
+default configuration's tables: all the schema's and UnmappedColumns (unknown columns are kept by default), or
+those of the schemas given (for instance `Config.table_schemas()`, with promoted columns). `template_dcrs` reads
+the rules an `ingestor provision` ARM template declares, as a deployment would create them (promoted columns and
+UnmappedColumns as the template declares them), and `deployment_outputs` gives the outputs such a deployment
+reports (`az ... --query properties.outputs`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +23,14 @@ from ingestor.provision import (
     resources_of,
     template_tables,
 )
-from ingestor.tables import COLUMN_TYPES, default_stream_name, default_table_name, load_schemas
+from ingestor.tables import (
+    COLUMN_TYPES,
+    TableSchema,
+    default_stream_name,
+    default_table_name,
+    load_schemas,
+    with_extra_columns,
+)
 
 DEFAULT_RULE_ID = "dcr-00000000000000000000000000000000"
 
@@ -46,9 +57,11 @@ class DcrDefinition:
                 raise ValueError(f"{self.immutable_id}/{stream}: unknown column types for {bad}")
 
 
-def default_dcr(immutable_id: str) -> DcrDefinition:
-    """One stream per schema table with all its columns, each routed to the table's default custom table."""
-    schemas = load_schemas()
+def default_dcr(immutable_id: str, schemas: Mapping[str, TableSchema] | None = None) -> DcrDefinition:
+    """One stream per table of `schemas` with all its columns, each routed to the table's default custom table;
+    by default the schema files' tables with UnmappedColumns, as the default configuration sends them."""
+    if schemas is None:
+        schemas = with_extra_columns(load_schemas(), {}, unmapped=True)
     return DcrDefinition(
         immutable_id=immutable_id,
         streams={default_stream_name(t): tuple((c.name, c.type) for c in s.columns) for t, s in schemas.items()},

@@ -3,7 +3,8 @@
 // stdin:  {"database": {"name": "...", "tables": [{"name": "T", "columns": [{"name": "c", "type": "string"}]}],
 //                       "functions": [{"name": "F", "body": "<KQL query>"}]},
 //          "queries": ["...", ...]}
-// stdout: [[{"code", "severity", "message", "start", "length"}, ...], ...]: the error diagnostics of each query.
+// stdout: [{"errors": [{"code", "severity", "message", "start", "length"}, ...], "columns": [[name, type], ...]}, ...]:
+//         each query's error diagnostics, and the columns (name, KQL type) of its result when it is tabular.
 // Bad input or a failure: a one-line message on stderr and exit status 1.
 import { createRequire } from "node:module";
 
@@ -52,11 +53,14 @@ function globalsFor(database) {
     return L.GlobalState.Default.WithDatabase(symbol);
 }
 
-function errors(globals, query) {
+function analysis(globals, query) {
     const code = L.KustoCode.ParseAndAnalyze(query, globals);
-    return Bridge.toArray(code.GetDiagnostics())
+    const errors = Bridge.toArray(code.GetDiagnostics())
         .filter((d) => d.Severity === L.DiagnosticSeverity.Error)
         .map((d) => ({ code: d.Code, severity: d.Severity, message: d.Message, start: d.Start, length: d.Length }));
+    const result = code.ResultType;
+    const columns = result instanceof S.TableSymbol ? Bridge.toArray(result.Columns).map((c) => [c.Name, c.Type.Name]) : [];
+    return { errors, columns };
 }
 
 async function main() {
@@ -67,7 +71,7 @@ async function main() {
         throw new Error("`queries` must be a list of strings");
     }
     const globals = globalsFor(request.database ?? {});
-    const result = request.queries.map((query) => errors(globals, query));
+    const result = request.queries.map((query) => analysis(globals, query));
     process.stdout.write(JSON.stringify(result));
 }
 

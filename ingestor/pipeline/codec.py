@@ -2,8 +2,10 @@
 
 Each table gets a msgspec Struct with one field per schema column, typed so that decoding checks types,
 required columns and value formats in one pass; a tagged union over the ten record types routes by
-`category` in the same pass. Column lists come only from `schemas/`. The fast variant leaves datetime formats
-to `is_datetime` (a constrained msgspec string calls the regex at three times the cost of calling it directly).
+`category` in the same pass. Column lists come only from the TableSchema given: the schema files' columns, the
+ones the configuration promotes, and `UnmappedColumns` when unknown columns are kept (a plain `Any` field, set
+by the decoder, not parsed as a dynamic column). The fast variant leaves datetime formats to `is_datetime` (a
+constrained msgspec string calls the regex at three times the cost of calling it directly).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ingestor.tables import TableSchema, is_column_name
+from ingestor.tables import UNMAPPED_COLUMNS, TableSchema, is_column_name
 
 # \A and \Z, not ^ and $ (`$` also matches before a trailing newline); [0-9], not \d (any Unicode digit).
 DATETIME_PATTERN = (
@@ -50,6 +52,8 @@ class TableCodec:
     # Strings longer than this many characters may exceed the field limit in bytes; `fast_record_type`
     # refuses them so that a message holding one takes the per-record path, which truncates.
     max_string_chars: int
+    # Whether the schema has the UnmappedColumns column (unknown columns are kept).
+    unmapped: bool = False
     # Field name in the struct -> column name in the record, for columns not in the schema.
     learned: dict[str, str] = field(default_factory=dict)
     row_type: type[msgspec.Struct] = msgspec.Struct
@@ -60,10 +64,11 @@ class TableCodec:
     def build(cls, schema: TableSchema, *, max_field_bytes: int = 65_536) -> TableCodec:
         codec = cls(
             schema=schema,
-            dynamic_columns=tuple(c.name for c in schema.columns if c.type == "dynamic"),
+            dynamic_columns=tuple(c.name for c in schema.columns if c.type == "dynamic" and c.name != UNMAPPED_COLUMNS),
             string_columns=tuple(c.name for c in schema.columns if c.type == "string"),
             datetime_columns=tuple(c.name for c in schema.columns if c.type == "datetime"),
             max_string_chars=max_field_bytes // 4,  # UTF-8 needs at most 4 bytes per character
+            unmapped=UNMAPPED_COLUMNS in schema.column_names,
         )
         codec._compile()
         return codec

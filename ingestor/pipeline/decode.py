@@ -11,9 +11,21 @@ message over `max_message_bytes` and a record over `max_record_bytes` are refuse
 letter keeps a bounded copy). Anything keyed by input (learned columns, label values, first sightings) is capped
 (`ingestor.bounds`).
 
+Columns in no schema (Defender adds columns over time; the schemas given may hold columns the configuration
+promoted) are counted per table and column under bounded labels and, by `unknown_columns`:
+- `keep` (default): their non-null values go into the row's one `UnmappedColumns` column, an object of original
+  column name -> value (any name, even one Log Analytics refuses as a column; counted as `invalid_name`). A row
+  without such values has no UnmappedColumns. A record's own `UnmappedColumns` key is one more unknown column
+  (kept as the member `UnmappedColumns`). The object's JSON text is bounded like any field value: over
+  `max_field_bytes` it is cut to that many bytes and sent as a string, as an over-long dynamic value is (counted
+  in `truncated_fields`). Its size per row is summed in `DecodeResult.unmapped_bytes`.
+- `drop`: the values are dropped.
+- `reject`: the record is dead-lettered as `unknown_column`.
+
 A row bound for an Auxiliary table gets TimeGenerated in the form that plan demands (UTC, exactly six fractional
-digits) and the half-hour window of that time, which its batcher keeps each batch within; its dynamic columns
-go as JSON text, since Auxiliary tables have no dynamic type (`ingestor provision` declares them string).
+digits) and the half-hour window of that time, which its batcher keeps each batch within; its dynamic columns,
+UnmappedColumns included, go as JSON text, since Auxiliary tables have no dynamic type (`ingestor provision`
+declares them string).
 """
 
 from __future__ import annotations
@@ -31,7 +43,15 @@ from ingestor.bounds import MAX_LABEL_CHARS, OTHER, BoundedLabels, bounded_copy,
 from ingestor.models import AUXILIARY_WINDOW_SECS, Destination, Rejected, SourceRef
 from ingestor.pipeline.codec import MAX_LEARNED_COLUMNS, Envelope, GenericRecord, TableCodec, is_datetime, record_union
 from ingestor.retention import TableRoute
-from ingestor.tables import CATEGORY_PREFIX, TableSchema, default_stream_name, default_table_name, is_column_name
+from ingestor.tables import (
+    CATEGORY_PREFIX,
+    UNMAPPED_COLUMNS,
+    TableSchema,
+    default_stream_name,
+    default_table_name,
+    is_column_name,
+    with_extra_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +68,7 @@ MAX_UNKNOWN_COLUMN_LABELS = MAX_LEARNED_COLUMNS
 MAX_ERROR_KINDS = 32
 # The `column` label of unknown columns whose name Log Analytics would refuse (never learned, never a label).
 INVALID_NAME = "invalid_name"
+UNKNOWN_COLUMN_POLICIES = ("keep", "drop", "reject")
 # Where a message's size is peeked for a category when it is too big to parse.
 _PEEK_BYTES = 4096
 # The window of an Auxiliary row whose Timestamp has the format but is no time (February 30th, year 0).
@@ -79,6 +100,8 @@ class DecodeResult:
     # (table, column label): bounded labels, see MAX_UNKNOWN_COLUMN_LABELS and INVALID_NAME.
     unknown_columns: Counter[tuple[str, str]] = field(default_factory=Counter)
     truncated_fields: Counter[str] = field(default_factory=Counter)
+    # table: bytes of the UnmappedColumns values (their JSON text) of the rows made.
+    unmapped_bytes: Counter[str] = field(default_factory=Counter)
     read: int = 0
 
     def reject(self, raw: bytes, table: str | None, reason: str, detail: str, source: SourceRef | None) -> None:
@@ -92,21 +115,29 @@ class DecodeResult:
 
 
 class MessageDecoder:
-    """Turns message bytes into shaped rows; one instance per process, built from the schemas."""
+    """Turns message bytes into shaped rows; one instance per process, built from the schemas.
+
+    `schemas`: the tables' schemas, promoted columns included (`Config.table_schemas()`); with `keep`, the
+    UnmappedColumns column is added to them if they lack it.
+    """
 
     def __init__(
         self,
         schemas: dict[str, TableSchema],
         *,
         routes: dict[str, TableRoute] | None = None,
-        unknown_columns: str = "drop",
+        unknown_columns: str = "keep",
         max_record_bytes: int = 1_000_000,
         max_field_bytes: int = 65_536,
         max_message_bytes: int = 4_194_304,
     ) -> None:
+        if unknown_columns not in UNKNOWN_COLUMN_POLICIES:
+            raise ValueError(f"unknown_columns must be one of {UNKNOWN_COLUMN_POLICIES}, not {unknown_columns!r}")
         # Default: every table to its `<T>_CL` destination of the default class (tests, tools without a config).
         self._routes = routes or {t: TableRoute([], _default_destination(t)) for t in schemas}
+        self._keep = unknown_columns == "keep"
         self._reject_unknown = unknown_columns == "reject"
+        schemas = with_extra_columns(schemas, {}, unmapped=self._keep)
         self._max_record_bytes = max_record_bytes
         self._max_field_bytes = max_field_bytes
         self._max_message_bytes = max(max_message_bytes, max_record_bytes)
@@ -230,7 +261,10 @@ class MessageDecoder:
             self._truncate(codec, record.properties, result)
         result.rows.append(self._shape(codec, record, result))
 
-    def _shape(self, codec: TableCodec, record: Any, result: DecodeResult) -> DecodedRow:
+    def _shape(
+        self, codec: TableCodec, record: Any, result: DecodeResult, kept: dict[str, Any] | None = None
+    ) -> DecodedRow:
+        """The row of a decoded record; `kept`: values of unknown columns the per-record path took out of it."""
         row = record.properties
         route = self._routes[codec.table]
         destination = route.fixed or route(row)
@@ -254,11 +288,39 @@ class MessageDecoder:
                 setattr(row, name, self._encode(value).decode())
         if codec.learned:
             labels = self._column_labels[codec.table]
+            keep = self._keep
             for name, column in codec.learned.items():
-                if getattr(row, name) is not None:
+                value = getattr(row, name)
+                if value is not None:
                     result.unknown_columns[(codec.table, labels.get(column))] += 1
                     setattr(row, name, None)
+                    if keep:
+                        if kept is None:
+                            kept = {}
+                        kept[column] = value
+        if codec.unmapped and (kept or row.UnmappedColumns is not None):
+            self._unmapped(codec.table, row, kept, auxiliary, result)
         return DecodedRow(destination, self._encode(row), window)
+
+    def _unmapped(
+        self, table: str, row: Any, kept: dict[str, Any] | None, auxiliary: bool, result: DecodeResult
+    ) -> None:
+        """Set the row's UnmappedColumns to `kept` (and the record's own `UnmappedColumns`, a member like any other):
+        an object, or its JSON text for an Auxiliary table or when it is over `max_field_bytes` (then cut)."""
+        members = kept or {}
+        if row.UnmappedColumns is not None:
+            members = {UNMAPPED_COLUMNS: row.UnmappedColumns, **members}
+            self._note_unknown(table, UNMAPPED_COLUMNS, result)
+        text = self._encode(members)
+        value: Any
+        if len(text) > self._max_field_bytes:
+            result.truncated_fields[table] += 1
+            text = text[: self._max_field_bytes]
+            value = text.decode(errors="ignore")
+        else:
+            value = text.decode() if auxiliary else msgspec.Raw(text)
+        row.UnmappedColumns = value
+        result.unmapped_bytes[table] += len(text)
 
     # -- records that failed the typed decode: explain each failure ---------------------------------------
 
@@ -287,9 +349,11 @@ class MessageDecoder:
             result.reject(raw, codec.table, "invalid_envelope", "record has no `properties` object", ref)
             return
         unknown = [k for k in generic.properties if k not in codec.schema.column_names]
+        kept = None
         if unknown:
-            # With `drop`, learn the columns so later records take the fast path (which counts and drops
-            # them); with `reject`, keep them unknown so each such record comes here with its raw bytes.
+            # With `keep` and `drop`, learn the columns so later records take the fast path (which counts and
+            # keeps or drops them); with `reject`, keep them unknown so each such record comes here with its raw
+            # bytes. Names that cannot be learned (invalid, or over the cap) come here every time.
             if not self._reject_unknown and self._learn(codec, unknown):
                 self._decode_one(raw, source, index, result)  # learned columns now decode; counted there
                 return
@@ -299,6 +363,8 @@ class MessageDecoder:
                 names = [_printable(c) for c in sorted(unknown)[:10]]
                 result.reject(raw, codec.table, "unknown_column", f"unknown columns {names}", ref)
                 return
+            if self._keep:
+                kept = {c: v for c in unknown if (v := generic.properties[c]) is not None}
             for column in unknown:
                 del generic.properties[column]
         try:
@@ -311,7 +377,7 @@ class MessageDecoder:
         record = codec.record_type(properties=row, tenantId=tenant)
         if len(raw) > self._max_field_bytes:
             self._truncate(codec, row, result)
-        result.rows.append(self._shape(codec, record, result))
+        result.rows.append(self._shape(codec, record, result, kept))
 
     def _learn(self, codec: TableCodec, columns: list[str]) -> bool:
         """Learn every one of `columns` into the table's codec, or none of them; whether it did."""
@@ -323,9 +389,10 @@ class MessageDecoder:
             learned = wider
         self._use({**self._codecs, codec.schema.category: learned})
         labels = self._column_labels[codec.table]
+        message = "new column seen; keeping it in UnmappedColumns" if self._keep else "new column seen; dropping it"
         for column in columns:
             if labels.admit(column)[1]:
-                log.warning("new column seen; dropping it from rows", extra={"table": codec.table, "column": column})
+                log.warning(message, extra={"table": codec.table, "column": column})
         return True
 
     def _note_unknown(self, table: str, column: str, result: DecodeResult) -> None:

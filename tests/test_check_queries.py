@@ -1,0 +1,107 @@
+"""`ingestor provision --check-queries DIR` (issue 13, item 3): a SOC's own queries and analytics rules, analyzed by
+Kusto.Language against the workspace the configuration would provision; the breaking ones are listed with the
+reason and the exit code is 1. Runs the real command, with the real analyzer under Node.js.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+from realparts import ingestor_command
+from test_provision import WORKED_EXAMPLE, config_doc
+
+RULE_YAML = """\
+id: 5b0c9a51-1f7e-4f57-9d6e-0c1d2a3b4c5d
+name: Encoded PowerShell download cradle
+severity: Medium
+queryFrequency: 1h
+queryPeriod: 1h
+triggerOperator: gt
+triggerThreshold: 0
+query: |
+  DeviceProcessEvents
+  | where FileName in~ ("powershell.exe", "pwsh.exe")
+  | where ProcessCommandLine has_any ("-enc", "-EncodedCommand")
+  | project Timestamp, DeviceName, AccountName, ProcessCommandLine
+"""
+
+ARM_EXPORT = {
+    "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+    "contentVersion": "1.0.0.0",
+    "resources": [
+        {
+            "type": "Microsoft.OperationalInsights/workspaces/providers/alertRules",
+            "kind": "Scheduled",
+            "name": "[concat(parameters('workspace'),'/Microsoft.SecurityInsights/aaaa')]",
+            "properties": {
+                "displayName": "DNS to a newly seen domain",
+                "query": "DeviceNetworkEvents\n| where ActionType == 'DnsConnectionInspected'\n"
+                "| extend Query = tostring(AdditionalFields.query)\n| summarize count() by Query",
+            },
+        },
+        {
+            "type": "Microsoft.OperationalInsights/workspaces/providers/alertRules",
+            "kind": "Scheduled",
+            "name": "[concat(parameters('workspace'),'/Microsoft.SecurityInsights/bbbb')]",
+            "properties": {
+                "displayName": "File type of downloads",
+                "query": "DeviceFileEvents | extend FileType = tostring(AdditionalFields.FileType) "
+                "| summarize arg_max(Timestamp, *) by SHA1",
+            },
+        },
+    ],
+}
+
+
+def queries_dir(tmp_path: Path) -> Path:
+    rules = tmp_path / "rules"
+    (rules / "nested").mkdir(parents=True)
+    (rules / "logons.kql").write_text(
+        "DeviceLogonEvents\n| where ActionType == 'LogonFailed'\n"
+        "| summarize Failures = count() by DeviceName, bin(Timestamp, 1h)\n"
+    )
+    (rules / "nested" / "cradle.yaml").write_text(RULE_YAML)
+    (rules / "export.json").write_text(json.dumps(ARM_EXPORT))
+    # Another table: nothing to compare it with, so it cannot be checked.
+    (rules / "signins.txt").write_text("SigninLogs | where ResultType != 0 | take 10\n")
+    (rules / "notes.md").write_text("not a query\n")
+    return rules
+
+
+def provision(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "in.yaml"
+    config.write_text(yaml.safe_dump(config_doc(WORKED_EXAMPLE)))
+    command = ingestor_command("provision", "--config", str(config), "--check-queries", str(queries_dir(tmp_path)))
+    return subprocess.run([*command, *extra], capture_output=True, text=True, env=env)
+
+
+def test_queries_that_compile_natively_compile_against_what_provision_creates(tmp_path: Path) -> None:
+    done = provision(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 queries checked against the workspace this configuration provisions: 0 would break, 1 could not be " \
+        "checked, 4 compile" in done.stdout  # fmt: skip
+    assert "UNCHECKED (fails against the native tables too): " in done.stdout and "signins.txt" in done.stdout
+    assert not (tmp_path / "deploy").exists()  # --check-queries alone writes nothing
+
+
+def test_queries_that_would_break_are_listed_with_the_reason_and_exit_1(tmp_path: Path) -> None:
+    # Functions named otherwise than the native tables: every query naming a table breaks.
+    done = provision(tmp_path, "--function-name", "{table}_all", "--out", str(tmp_path / "deploy"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "4 would break" in done.stdout
+    assert "BREAKS: " in done.stdout and "(Encoded PowerShell download cradle)" in done.stdout
+    assert "'DeviceProcessEvents' does not refer to any known" in done.stdout and "line 1, column 1" in done.stdout
+    assert (tmp_path / "deploy" / "azuredeploy.json").is_file()  # with --out, the files are written too
+
+
+def test_without_node_it_says_so_in_one_line(tmp_path: Path) -> None:
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    done = provision(tmp_path, env={**os.environ, "PATH": str(bare)})  # the command is sys.executable's
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("ingestor provision: ") and "Node.js" in line and "install Node.js" in line
