@@ -37,8 +37,9 @@ lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check ingestor tests benchmarks schemas helm
 	$(BIN)/ruff format --check ingestor tests benchmarks schemas helm
 
-typecheck: $(STAMP) ## mypy --strict on ingestor/
+typecheck: $(STAMP) ## mypy --strict on ingestor/, and the test fakes against the seams they stand in for
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tests/fakes.py
 
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix ingestor tests benchmarks schemas helm

@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from ingestor.commit import OffsetTracker
 from ingestor.config import Config, EventHubsSourceConfig, KafkaSourceConfig
@@ -26,9 +26,11 @@ from ingestor.flow import Flow
 from ingestor.health import HealthServer
 from ingestor.identity import SourceCredentials
 from ingestor.metrics import Metrics
-from ingestor.models import Partition
+from ingestor.models import Message, Partition
+from ingestor.sinks.delivery import Uploader
+from ingestor.sources import PartitionCallback
 from ingestor.sources.eventhubs import EventHubsSource
-from ingestor.sources.kafka import KafkaSource, PartitionCallback
+from ingestor.sources.kafka import KafkaSource
 
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_SECS = 0.2
@@ -37,8 +39,45 @@ PROCESS_SLICE = 16  # messages decoded between two yields to the event loop
 SOURCE_CLOSE_SECS = 5.0
 
 
-Source = KafkaSource | EventHubsSource
-SourceFactory = Callable[..., Source]
+class Source(Protocol):
+    """What the application needs of a source (KafkaSource, EventHubsSource).
+
+    `fetch` returns the next messages, each partition's in offset order; `commit` commits exactly the offsets it is
+    given (the next position to read) and says whether it could; pause/resume hold and release reading; the
+    source calls the application back (`PartitionCallback`) before partitions go and after they come.
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def fetch(self, timeout_secs: float) -> list[Message]: ...
+
+    async def commit(self, offsets: dict[Partition, int]) -> bool: ...
+
+    def pause(self, partitions: set[Partition]) -> None: ...
+
+    def resume(self) -> None: ...
+
+    @property
+    def paused(self) -> set[Partition]: ...
+
+    def assignment(self) -> set[Partition]: ...
+
+    def highwater(self, partition: Partition) -> int | None: ...
+
+
+class SourceFactory(Protocol):
+    """Builds the source of a configuration (`make_source`; tests pass their own)."""
+
+    def __call__(
+        self,
+        config: KafkaSourceConfig | EventHubsSourceConfig,
+        *,
+        on_revoked: PartitionCallback,
+        on_assigned: PartitionCallback,
+        credentials: SourceCredentials,
+    ) -> Source: ...
 
 
 def make_source(
@@ -57,13 +96,19 @@ def make_source(
 
 class Ingestor:
     def __init__(
-        self, config: Config, *, metrics: Metrics | None = None, source_factory: SourceFactory = make_source
+        self,
+        config: Config,
+        *,
+        metrics: Metrics | None = None,
+        source_factory: SourceFactory = make_source,
+        uploader: Uploader | None = None,
     ) -> None:
+        """`source_factory` and `uploader` replace the real source and Logs Ingestion client (tests)."""
         self.config = config
         self.metrics = metrics or Metrics()
         self.tracker = OffsetTracker()
         self.credentials = SourceCredentials(self.metrics, retry_secs=config.sink.auth_retry_secs)
-        self.flow = Flow(config, self.metrics, credentials=self.credentials)
+        self.flow = Flow(config, self.metrics, credentials=self.credentials, uploader=uploader)
         self.source = source_factory(
             config.source, on_revoked=self._revoked, on_assigned=self._assigned, credentials=self.credentials
         )

@@ -25,7 +25,7 @@ from ingestor.models import Message, Position, Rejected, SourceRef, Ticket
 from ingestor.pipeline.batch import batcher_for
 from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_time
 from ingestor.sinks.dead_letter import DeadLetterQueue, DeadLetterStore, FileStore, KafkaStore
-from ingestor.sinks.delivery import Delivery
+from ingestor.sinks.delivery import Delivery, Uploader
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,11 @@ class Flow:
         *,
         dead_letter: DeadLetterStore | None = None,
         credentials: SourceCredentials | None = None,
+        uploader: Uploader | None = None,
     ) -> None:
-        """`credentials`: where the Kafka dead letter's Entra ID credential reports (it shares the source's)."""
+        """`dead_letter`: the store instead of the configured one; `credentials`: where the Kafka dead letter's Entra
+        ID credential reports (it shares the source's); `uploader`: the Logs Ingestion client instead of the real
+        one (`LogsIngestionSink`), entered and exited with the Flow."""
         self.config = config
         self.metrics = metrics
         self.routes = config.routes()
@@ -89,7 +92,7 @@ class Flow:
         }
         store = dead_letter or dead_letter_store(config.dead_letter, config.source, metrics, credentials)
         self.dead_letter = DeadLetterQueue(store, metrics, retry_secs=config.dead_letter.retry_secs)
-        self._sink = LogsIngestionSink(sink)
+        self._sink = uploader if uploader is not None else LogsIngestionSink(sink)
         self.delivery = Delivery(sink, self._sink, self.batchers, self.dead_letter, metrics)
 
     async def __aenter__(self) -> Flow:

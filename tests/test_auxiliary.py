@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import RecordingUploader
 
 import ingestor
 from ingestor.commit import OffsetTracker
@@ -26,9 +27,7 @@ from ingestor.flow import Flow, cancel
 from ingestor.metrics import Metrics
 from ingestor.models import AUXILIARY_WINDOW_SECS, Batch, Destination, Message, Partition, Position, Ticket
 from ingestor.pipeline.batch import MAX_OPEN_WINDOWS, Batcher, WindowedBatcher, batcher_for
-from ingestor.pipeline.compress import gunzip
 from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_time
-from ingestor.sinks.delivery import Delivery
 from ingestor.tables import load_schemas
 
 SAMPLES_DIR = Path(ingestor.__file__).parent / "samples"
@@ -126,16 +125,6 @@ def messages(recs: list[dict[str, Any]], seed: int) -> list[Message]:
     return out
 
 
-class RecordingSink:
-    """Accepts every request and keeps its rows, by destination."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[Destination, list[dict[str, Any]]]] = []
-
-    async def send(self, destination: Destination, payload: bytes, request_id: str) -> None:
-        self.requests.append((destination, json.loads(gunzip(payload))))
-
-
 def epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
@@ -146,9 +135,8 @@ async def test_no_auxiliary_request_spans_30_minutes_on_shuffled_input_and_every
     cfg = config(tmp_path, max_request_bytes=16_384, linger_secs=300)
     recs, expected = records(6000, seed=20260718)
     msgs = messages(recs, seed=7)
-    flow = Flow(cfg, Metrics())
-    sink = RecordingSink()
-    flow.delivery = Delivery(cfg.sink, sink, flow.batchers, flow.dead_letter, flow.metrics)
+    sink = RecordingUploader()
+    flow = Flow(cfg, Metrics(), uploader=sink)
     tracker = OffsetTracker()
     tracker.assigned([Partition("defender", 0)])
     workers = asyncio.create_task(flow.delivery.run())

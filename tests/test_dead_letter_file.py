@@ -15,11 +15,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from fakes import StillSource
 
 from ingestor.app import Ingestor
 from ingestor.config import parse_config
 from ingestor.metrics import Metrics
-from ingestor.models import Partition, Position, Rejected, SourceRef, Ticket
+from ingestor.models import Position, Rejected, SourceRef, Ticket
 from ingestor.sinks.dead_letter import (
     DeadLetterFile,
     DeadLetterFull,
@@ -154,16 +155,6 @@ def test_the_cap_has_a_default_and_a_floor() -> None:
 # -- a full dead letter is backpressure: the source pauses, /readyz says why -----------------------------------
 
 
-class AssignedSource:
-    """A source that holds one partition and reads nothing."""
-
-    def __init__(self, *_: Any, **__: Any) -> None:
-        self.paused: set[Partition] = set()
-
-    def assignment(self) -> set[Partition]:
-        return {Partition("defender", 0)}
-
-
 async def test_a_full_dead_letter_pauses_the_source_and_readyz_says_full(tmp_path: Path) -> None:
     config = parse_config(
         {
@@ -177,7 +168,7 @@ async def test_a_full_dead_letter_pauses_the_source_and_readyz_says_full(tmp_pat
         }
     )
     (tmp_path / "dead-letter-earlier.jsonl.gz").write_bytes(b"\0" * 1_048_576)  # an earlier run filled it
-    ingestor = Ingestor(config, source_factory=AssignedSource)  # type: ignore[arg-type]
+    ingestor = Ingestor(config, source_factory=StillSource)
     flow = ingestor.flow
     assert flow.backpressure() == "" and ingestor.readiness() == (True, "")
 

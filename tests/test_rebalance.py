@@ -11,7 +11,6 @@ message in flight, that no commit failure repeats, that every row lands, and tha
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from fakes import MovingSource
 from realparts import TOKEN, emulator_sink, end_offsets, produce, unique_names
 
 import ingestor.app
@@ -28,10 +28,9 @@ from ingestor.config import parse_config
 from ingestor.emulator import Emulator
 from ingestor.generate import TrafficGenerator
 from ingestor.metrics import Metrics
-from ingestor.models import Message, Partition, Position, Ticket
+from ingestor.models import Partition, Position, Ticket
 
 PARTITIONS = 4
-SAMPLE = json.loads((Path(ingestor.__file__).parent / "samples" / "DeviceInfo.json").read_text())[0]
 RECORDS = 20_000
 
 
@@ -163,49 +162,6 @@ async def test_rebalances_mid_fetch_never_commit_past_a_message_in_flight(
 
 async def _true(value: bool) -> bool:
     return value
-
-
-class MovingSource:
-    """A source whose one fetch holds partitions 0 and 1, and whose brokers refuse any commit that names a
-    partition after it was taken away, as Kafka does ("not assigned")."""
-
-    def __init__(self, config: Any, *, on_revoked: Any, on_assigned: Any, **_: Any) -> None:
-        self.on_revoked, self.on_assigned = on_revoked, on_assigned
-        self.owned = {Partition("t", 0), Partition("t", 1)}
-        body = json.dumps({"records": [SAMPLE]}).encode()
-        self.batch = [Message(body, Position("t", p, o)) for p in (0, 1) for o in range(8)]
-        self.commits: list[dict[Partition, int]] = []
-        self.paused: set[Partition] = set()
-
-    async def start(self) -> None:
-        await self.on_assigned(set(self.owned))
-
-    async def stop(self) -> None:
-        pass
-
-    async def fetch(self, timeout_secs: float) -> list[Message]:
-        batch, self.batch = self.batch, []
-        if not batch:
-            await asyncio.sleep(timeout_secs)
-        return batch
-
-    async def commit(self, offsets: dict[Partition, int]) -> bool:
-        if not set(offsets) <= self.owned:
-            return False
-        self.commits.append(offsets)
-        return True
-
-    def assignment(self) -> set[Partition]:
-        return set(self.owned)
-
-    def pause(self, partitions: set[Partition]) -> None:
-        pass
-
-    def resume(self) -> None:
-        pass
-
-    def highwater(self, partition: Partition) -> int | None:
-        return 8
 
 
 async def test_a_partition_revoked_mid_fetch_is_neither_tracked_nor_committed_afterwards(

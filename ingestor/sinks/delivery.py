@@ -1,20 +1,23 @@
 """Delivery loop: closed batches -> gzip -> Logs Ingestion API, until every row is settled.
 
 A row is settled when the service accepted it (204) or it went to the dead letter; settling decrements its
-message's ticket. 429 waits for Retry-After (up to `sink.max_retry_after_secs`); 5xx, timeouts and resets retry
-with capped exponential backoff and jitter, without giving up; 413 splits; 400 bisects down to the offending
-rows, which are dead-lettered with the service's error; 401/403/404, and a credential that gives no token, mark
-the sink unauthorized and retry every `auth_retry_secs` until it works.
+message's ticket. What follows a failed request is decided by `sinks.retry.RetryPolicy` (pure: waits, backoff,
+jitter, split/bisect/dead letter): 429 waits for Retry-After (up to `sink.max_retry_after_secs`); 5xx, timeouts
+and resets retry with capped exponential backoff and jitter, without giving up; 413 splits; 400 bisects down to
+the offending rows, which are dead-lettered with the service's error; 401/403/404, and a credential that gives no
+token, mark the sink unauthorized and retry every `auth_retry_secs` until it works. `Delivery._send` carries the
+decision out: metrics, health, the source's throttle pause, the log line and the sleep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Protocol
 
 from ingestor.commit import settle
 from ingestor.config import LogsIngestionSinkConfig
@@ -24,10 +27,25 @@ from ingestor.models import Batch, Destination, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, BaseBatcher
 from ingestor.pipeline.compress import gzip_array
 from ingestor.sinks.dead_letter import DeadLetterQueue
-from ingestor.sinks.logs_ingestion import LogsIngestionSink
+from ingestor.sinks.retry import Decision, RetryPolicy
 
 log = logging.getLogger(__name__)
-BACKOFF_BASE_SECS = 0.5
+
+
+class Uploader(Protocol):
+    """What Delivery needs of the Logs Ingestion API client (`sinks.logs_ingestion.LogsIngestionSink`): one gzipped
+    request to a destination, returning once the service accepted it (204) and raising UploadError otherwise; used
+    inside `async with`."""
+
+    async def send(self, destination: Destination, payload: bytes, request_id: str) -> None: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
 # Compress inline below this size; above it a worker thread overlaps compression with the event loop.
 THREAD_COMPRESS_BYTES = 256 * 1024
 
@@ -83,7 +101,7 @@ class Delivery:
     def __init__(
         self,
         config: LogsIngestionSinkConfig,
-        sink: LogsIngestionSink,
+        sink: Uploader,
         batchers: Mapping[Destination, BaseBatcher],
         dead_letter: DeadLetterQueue,
         metrics: Metrics,
@@ -101,7 +119,7 @@ class Delivery:
         self._submitted_bytes = 0  # closed batches: queued, compressing or uploading
         # While the service throttles (429), the source pauses until this monotonic time.
         self.throttled_until = 0.0
-        self._random = random.Random()
+        self._policy = RetryPolicy.from_config(config)
 
     # -- intake -------------------------------------------------------------------------------------------
 
@@ -197,16 +215,14 @@ class Delivery:
             except UploadError as error:
                 metrics.upload_duration.labels(destination).observe(time.monotonic() - started)
                 metrics.requests.labels(destination, error.status_class).inc()
-                if error.kind == "too_large":
-                    self._bisect(batch, pending, "too_large", error)
+                decision = self._policy.decide(error, attempt, len(batch))
+                if decision.action != "retry":
+                    self._divide(batch, pending, decision, error)
                     return
-                if error.kind == "bad_request":
-                    self._bisect(batch, pending, "bad_request", error)
-                    return
-                wait = self._wait_for(error, attempt)
-                if error.kind == "throttled":
+                wait = decision.wait_secs
+                if decision.throttled:
                     self.throttled_until = max(self.throttled_until, time.monotonic() + wait)
-                if error.kind == "unauthorized":
+                if decision.unauthorized:
                     self.health.refused(error, destination)
                 else:
                     log.warning(
@@ -219,8 +235,8 @@ class Delivery:
                             "wait_secs": round(wait, 3),
                         },
                     )
-                metrics.retries.labels(destination, error.kind).inc()
-                metrics.retry_wait.labels(destination, error.kind).inc(wait)
+                metrics.retries.labels(destination, decision.reason).inc()
+                metrics.retry_wait.labels(destination, decision.reason).inc(wait)
                 waiting = metrics.retry_waiting.labels(destination)
                 waiting.set(wait)
                 attempt += 1
@@ -240,20 +256,12 @@ class Delivery:
             self._settle(batch)
             return
 
-    def _wait_for(self, error: UploadError, attempt: int) -> float:
-        if error.kind == "unauthorized":
-            return self._config.auth_retry_secs
-        if error.retry_after is not None:  # the service's word, up to a ceiling far above the backoff cap
-            return float(min(error.retry_after, self._config.max_retry_after_secs))
-        ceiling = min(self._config.max_backoff_secs, BACKOFF_BASE_SECS * 2**attempt)
-        return float(ceiling * (0.5 + 0.5 * self._random.random()))
-
-    def _bisect(self, batch: Batch, pending: list[Batch], reason: str, error: UploadError) -> None:
-        if len(batch) == 1:
-            code = "oversized_row" if reason == "too_large" else "rejected_by_service"
-            self._reject(batch, code, str(error))
+    def _divide(self, batch: Batch, pending: list[Batch], decision: Decision, error: UploadError) -> None:
+        """413 or 400: send the two halves (split, bisect), or dead-letter the single row the service refuses."""
+        if decision.action == "dead_letter":
+            self._reject(batch, decision.reason, str(error))
             return
-        self._metrics.batch_splits.labels(batch.destination.label, reason).inc()
+        self._metrics.batch_splits.labels(batch.destination.label, decision.reason).inc()
         head, tail = batch.split(len(batch) // 2)
         pending.extend((tail, head))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -30,9 +30,9 @@ from ingestor.config import EventHubsSourceConfig
 from ingestor.errors import ConfigError
 from ingestor.identity import CHECKPOINT_STORE, EVENT_HUBS, NO_TOKEN_ERRORS, SourceCredentials
 from ingestor.models import Message, Partition, Position
+from ingestor.sources import PartitionCallback
 
 log = logging.getLogger(__name__)
-PartitionCallback = Callable[[set[Partition]], Awaitable[None]]
 STARTING_POSITIONS = {"earliest": "-1", "latest": "@latest"}
 
 
@@ -75,7 +75,7 @@ def event_bytes(event: EventData) -> bytes:
 
 
 class EventHubsSource:
-    """Same interface as KafkaSource: start/stop, fetch, commit, pause/resume, assignment, highwater."""
+    """An `app.Source` over AMQP: start/stop, fetch, commit, pause/resume, assignment, highwater."""
 
     def __init__(
         self,

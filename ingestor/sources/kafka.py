@@ -8,7 +8,6 @@ commits the partition's rows before the partition is released.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -18,9 +17,9 @@ from ingestor.config import KafkaSourceConfig
 from ingestor.identity import SourceCredentials
 from ingestor.kafka_connection import EntraTokenProvider, connection_settings
 from ingestor.models import Message, Partition, Position
+from ingestor.sources import PartitionCallback
 
 log = logging.getLogger(__name__)
-PartitionCallback = Callable[[set[Partition]], Awaitable[None]]
 
 # Microsoft's recommended consumer settings for the Event Hubs Kafka endpoint (azure-apis.md section 4).
 EVENT_HUBS_CONSUMER_SETTINGS: dict[str, Any] = {"heartbeat_interval_ms": 3_000, "max_poll_interval_ms": 300_000}
@@ -58,6 +57,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaSource:
+    """An `app.Source` over aiokafka: start/stop, fetch, commit, pause/resume, assignment, highwater."""
+
     def __init__(
         self,
         config: KafkaSourceConfig,

@@ -1,0 +1,125 @@
+"""In-process stand-ins for the application's declared seams (`app.Source`, `app.SourceFactory`,
+`sinks.delivery.Uploader`), type-checked against them by `make typecheck` (mypy --strict on this file)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import ingestor
+from ingestor.app import Source, SourceFactory
+from ingestor.config import EventHubsSourceConfig, KafkaSourceConfig
+from ingestor.identity import SourceCredentials
+from ingestor.models import Destination, Message, Partition, Position
+from ingestor.sinks.delivery import Uploader
+from ingestor.sources import PartitionCallback
+
+SAMPLE: dict[str, Any] = json.loads((Path(ingestor.__file__).parent / "samples" / "DeviceInfo.json").read_text())[0]
+
+
+class RecordingUploader:
+    """Accepts every request and keeps its rows, by destination."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[Destination, list[dict[str, Any]]]] = []
+
+    async def send(self, destination: Destination, payload: bytes, request_id: str) -> None:
+        self.requests.append((destination, json.loads(zlib.decompress(payload, wbits=31))))
+
+    async def __aenter__(self) -> RecordingUploader:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pass
+
+
+class StillSource:
+    """Holds partition 0 of `defender` and reads nothing."""
+
+    def __init__(
+        self,
+        config: KafkaSourceConfig | EventHubsSourceConfig,
+        *,
+        on_revoked: PartitionCallback,
+        on_assigned: PartitionCallback,
+        credentials: SourceCredentials,
+    ) -> None:
+        self.paused: set[Partition] = set()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def fetch(self, timeout_secs: float) -> list[Message]:
+        await asyncio.sleep(timeout_secs)
+        return []
+
+    async def commit(self, offsets: dict[Partition, int]) -> bool:
+        return True
+
+    def pause(self, partitions: set[Partition]) -> None:
+        self.paused |= partitions
+
+    def resume(self) -> None:
+        self.paused.clear()
+
+    def assignment(self) -> set[Partition]:
+        return {Partition("defender", 0)}
+
+    def highwater(self, partition: Partition) -> int | None:
+        return None
+
+
+class MovingSource(StillSource):
+    """A source whose one fetch holds partitions 0 and 1 of `t` (8 messages each), and whose brokers refuse any
+    commit that names a partition after it was taken away, as Kafka does ("not assigned")."""
+
+    def __init__(
+        self,
+        config: KafkaSourceConfig | EventHubsSourceConfig,
+        *,
+        on_revoked: PartitionCallback,
+        on_assigned: PartitionCallback,
+        credentials: SourceCredentials,
+    ) -> None:
+        super().__init__(config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials)
+        self.on_revoked, self.on_assigned = on_revoked, on_assigned
+        self.owned = {Partition("t", 0), Partition("t", 1)}
+        body = json.dumps({"records": [SAMPLE]}).encode()
+        self.batch = [Message(body, Position("t", p, o)) for p in (0, 1) for o in range(8)]
+        self.commits: list[dict[Partition, int]] = []
+
+    async def start(self) -> None:
+        await self.on_assigned(set(self.owned))
+
+    async def fetch(self, timeout_secs: float) -> list[Message]:
+        batch, self.batch = self.batch, []
+        if not batch:
+            await asyncio.sleep(timeout_secs)
+        return batch
+
+    async def commit(self, offsets: dict[Partition, int]) -> bool:
+        if not set(offsets) <= self.owned:
+            return False
+        self.commits.append(offsets)
+        return True
+
+    def assignment(self) -> set[Partition]:
+        return set(self.owned)
+
+    def highwater(self, partition: Partition) -> int | None:
+        return 8
+
+
+# What mypy checks: each fake fits the seam it stands in for.
+_UPLOADER: type[Uploader] = RecordingUploader
+_FACTORIES: tuple[SourceFactory, ...] = (StillSource, MovingSource)
+_SOURCE: type[Source] = MovingSource
