@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     provision = commands.add_parser(
         "provision", help="ARM template for the configured destinations, and the configuration that uses it"
     )
-    from ingestor.provision import add_arguments as add_provision_arguments
+    from ingestor.provision.cli import add_arguments as add_provision_arguments
 
     add_provision_arguments(provision)
     commands.add_parser(
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(run_generate(args_list[1:]))
     args = _parser().parse_args(args_list)
     if args.command == "provision":
-        from ingestor.provision import main as provision
+        from ingestor.provision.cli import main as provision
 
         try:
             return provision(args)

@@ -30,8 +30,7 @@ from pydantic import (
 )
 
 from ingestor.errors import ConfigError
-from ingestor.models import Destination
-from ingestor.retention import RetentionConfig, TableRoute, destination_names, dropped_columns
+from ingestor.retention import RetentionConfig, TableRoute, build_routes
 from ingestor.tables import (
     MAX_COLUMNS_PER_TABLE,
     UNMAPPED_COLUMNS,
@@ -407,46 +406,6 @@ class Config(Section):
         """The configuration as plain data with every secret replaced by asterisks."""
         masked: dict[str, Any] = _mask(self.model_dump(mode="python"))
         return masked
-
-
-def build_routes(sink: LogsIngestionSinkConfig, retention: RetentionConfig | None = None) -> dict[str, TableRoute]:
-    """Per table, the destinations its rows can go to and the rules that pick one."""
-    retention = retention or RetentionConfig()
-    return {table: _route(schema, sink, retention) for table, schema in load_schemas().items()}
-
-
-def _route(schema: TableSchema, sink: LogsIngestionSinkConfig, retention: RetentionConfig) -> TableRoute:
-    rules = [rule for rule in retention.rules if not rule.tables or schema.table in rule.tables]
-    classes = {retention.default_class, *(rule.class_ for rule in rules)}
-    made = {name: _destination(schema, name, sink, retention) for name in classes}
-    tests = [(rule.when.compile() if rule.when else None, made[rule.class_]) for rule in rules]
-    return TableRoute(tests, made[retention.default_class])
-
-
-def _destination(
-    schema: TableSchema, name: str, sink: LogsIngestionSinkConfig, retention: RetentionConfig
-) -> Destination:
-    """Names and DCR of the (table, class) destination, most specific first: `retention.destinations.<T>.<class>`,
-    `sink.tables.<T>` (default class only), the class's `rule_id`, then derived names and `sink.rule_id`."""
-    table = schema.table
-    settings = retention.destinations.get(table, {}).get(name)
-    override = sink.tables.get(table) if name == retention.default_class else None
-    layers = [layer for layer in (settings, override) if layer is not None]
-
-    def pick(key: str) -> str | None:
-        return next((getattr(layer, key) for layer in layers if getattr(layer, key)), None)
-
-    table_name, stream = destination_names(table, name, retention.default_class)
-    cls = retention.classes[name]
-    return Destination(
-        table=table,
-        rule_id=pick("rule_id") or cls.rule_id or sink.rule_id,
-        stream=pick("stream") or stream,
-        table_name=pick("table_name") or table_name,
-        retention_tag=name,
-        plan=cls.plan,
-        dropped_columns=dropped_columns(settings, schema) if settings else (),
-    )
 
 
 def _mask(value: Any) -> Any:

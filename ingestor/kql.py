@@ -116,7 +116,8 @@ class Database:
 
 
 def database_from_template(template: dict[str, Any], name: str = "workspace") -> Database:
-    """The tables and functions the ARM template (from `ingestor.provision.build_template`) creates in a workspace."""
+    """The tables and functions the ARM template (`ingestor.provision.template.build_template`) creates in a
+    workspace."""
     tables: dict[str, list[tuple[str, str]]] = {}
     functions: dict[str, str] = {}
     for resource in template.get("resources", []):

@@ -2,14 +2,15 @@
 
 Configuration names classes (plan, interactive and total retention, checked against Azure's limits per plan) and
 rules that pick a class per row, by table and optionally by a column predicate, first match wins. A (table, class)
-pair is a Destination; `TableRoute` picks one per decoded row. Pure: no I/O.
+pair is a Destination; `TableRoute` picks one per decoded row, and `build_routes` makes every table's route from
+the retention settings and the sink's defaults. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -228,3 +229,62 @@ class TableRoute:
             if test(row):
                 return destination
         return self.fallback
+
+
+class DestinationNames(Protocol):
+    """Names a destination may set; unset (None) takes the next layer's or the derived one."""
+
+    @property
+    def rule_id(self) -> str | None: ...
+    @property
+    def stream(self) -> str | None: ...
+    @property
+    def table_name(self) -> str | None: ...
+
+
+class SinkDefaults(Protocol):
+    """What routing reads of the sink's configuration (`config.LogsIngestionSinkConfig`): the default DCR and the
+    per-table names of the default class (`sink.tables`)."""
+
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def tables(self) -> Mapping[str, DestinationNames]: ...
+
+
+def build_routes(sink: SinkDefaults, retention: RetentionConfig | None = None) -> dict[str, TableRoute]:
+    """Per table, the destinations its rows can go to and the rules that pick one."""
+    retention = retention or RetentionConfig()
+    return {table: _route(schema, sink, retention) for table, schema in load_schemas().items()}
+
+
+def _route(schema: TableSchema, sink: SinkDefaults, retention: RetentionConfig) -> TableRoute:
+    rules = [rule for rule in retention.rules if not rule.tables or schema.table in rule.tables]
+    classes = {retention.default_class, *(rule.class_ for rule in rules)}
+    made = {name: _destination(schema, name, sink, retention) for name in classes}
+    tests = [(rule.when.compile() if rule.when else None, made[rule.class_]) for rule in rules]
+    return TableRoute(tests, made[retention.default_class])
+
+
+def _destination(schema: TableSchema, name: str, sink: SinkDefaults, retention: RetentionConfig) -> Destination:
+    """Names and DCR of the (table, class) destination, most specific first: `retention.destinations.<T>.<class>`,
+    `sink.tables.<T>` (default class only), the class's `rule_id`, then derived names and `sink.rule_id`."""
+    table = schema.table
+    settings = retention.destinations.get(table, {}).get(name)
+    override = sink.tables.get(table) if name == retention.default_class else None
+    layers = [layer for layer in (settings, override) if layer is not None]
+
+    def pick(key: str) -> str | None:
+        return next((getattr(layer, key) for layer in layers if getattr(layer, key)), None)
+
+    table_name, stream = destination_names(table, name, retention.default_class)
+    cls = retention.classes[name]
+    return Destination(
+        table=table,
+        rule_id=pick("rule_id") or cls.rule_id or sink.rule_id,
+        stream=pick("stream") or stream,
+        table_name=pick("table_name") or table_name,
+        retention_tag=name,
+        plan=cls.plan,
+        dropped_columns=dropped_columns(settings, schema) if settings else (),
+    )

@@ -22,12 +22,13 @@ from credentials import FailingCredential
 
 import ingestor
 from ingestor.commit import OffsetTracker
-from ingestor.config import LogsIngestionSinkConfig, build_routes
+from ingestor.config import LogsIngestionSinkConfig
 from ingestor.emulator import DEFAULT_RULE_ID, Emulator
 from ingestor.metrics import Metrics
 from ingestor.models import Partition, Position, Ticket
 from ingestor.pipeline.batch import Batcher
 from ingestor.pipeline.decode import MessageDecoder
+from ingestor.retention import build_routes
 from ingestor.sinks.dead_letter import DeadLetterQueue, FileStore, read_dead_letters
 from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink

@@ -18,7 +18,7 @@ from test_readme_retention import example_config
 
 from ingestor.config import Config, parse_config
 from ingestor.kql import STANDARD_COLUMNS, Analyzer, Database, database_from_template, native_database
-from ingestor.provision import build_template
+from ingestor.provision.template import build_template
 from ingestor.tables import load_schemas
 
 CORPUS = Path(__file__).resolve().parent / "kql" / "queries"

@@ -25,7 +25,7 @@ from ingestor.kql import (
     database_from_template,
     native_database,
 )
-from ingestor.provision import build_template
+from ingestor.provision.template import build_template
 from ingestor.tables import load_schemas
 
 SCHEMAS = load_schemas()

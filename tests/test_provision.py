@@ -28,7 +28,10 @@ from ingestor import provision
 from ingestor.config import parse_config
 from ingestor.errors import ConfigError
 from ingestor.generate import TrafficGenerator
-from ingestor.provision import build_template, check_template, plan_rules, resolve_config
+from ingestor.provision import template as provision_template
+from ingestor.provision.azure_rules import check_template
+from ingestor.provision.resolve import resolve_config
+from ingestor.provision.template import build_template, plan_rules
 from ingestor.tables import load_schemas
 
 SCHEMAS = load_schemas()
@@ -98,7 +101,7 @@ def test_auxiliary_destinations_get_a_rule_each_and_other_classes_share_one() ->
 
 
 def test_rules_split_at_the_data_flow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(provision, "MAX_FLOWS_PER_DCR", 4)
+    monkeypatch.setattr(provision_template, "MAX_FLOWS_PER_DCR", 4)
     rules = plan_rules(parse_config(config_doc({})))
     assert [len(r.destinations) for r in rules] == [4, 4, 2]
     assert len({d.table for r in rules for d in r.destinations}) == 10

@@ -17,7 +17,7 @@ from realparts import ingestor_command
 
 from ingestor.config import SECRET_PATHS, Config, env_name, is_secret, load_config, parse_config
 from ingestor.errors import ConfigError
-from ingestor.provision import plan_rules
+from ingestor.provision.template import plan_rules
 
 RULE = "dcr-" + "ab" * 16
 ENDPOINT = "https://dce.westeurope-1.ingest.monitor.azure.com"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestor.provision import (
+from ingestor.provision.arm import (
     DCR_KEY_TAG,
     DCR_TYPE,
     ENDPOINT_OUTPUT,
