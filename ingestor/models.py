@@ -1,6 +1,7 @@
 """Data that crosses stage boundaries: source positions, raw messages, delivery tickets, rejected records.
 
-Plain slotted classes, no behaviour beyond bookkeeping; every stage imports from here, never from each other.
+Plain slotted classes, no behaviour beyond bookkeeping; the stages share them from here. One stage reaches into
+another: delivery (`sinks.delivery`) puts the rows that a trim leaves over back into their batcher (`pipeline.batch`).
 """
 
 from __future__ import annotations

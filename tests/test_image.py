@@ -7,6 +7,7 @@ files (no problems) and once against a broken copy (the problem is reported), so
 
 from __future__ import annotations
 
+import io
 import json
 import posixpath
 import re
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.constants import COMMENT_INSTRUCTION
+from dockerfile_parse.parser import image_from
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -53,10 +57,15 @@ class Instruction:
 
 @dataclass
 class Stage:
+    """One FROM and what follows it, with the ARG, ENV and LABEL values in force at its end."""
+
     base: str
     name: str | None
     index: int
     instructions: list[Instruction] = field(default_factory=list)
+    args: dict[str, str] = field(default_factory=dict)
+    envs: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def all(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -66,66 +75,28 @@ class Stage:
         return found[-1] if found else None
 
 
-def logical_lines(text: str) -> list[str]:
-    """Instructions with their continuation lines joined; comments and blank lines dropped."""
-    lines: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if stripped.startswith("#") or (not stripped and not current):
-            continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        lines.append(current + stripped)
-        current = ""
-    if current.strip():
-        lines.append(current.strip())
-    return lines
-
-
-def substitute(text: str, variables: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
-
-
 def parse_dockerfile(text: str) -> list[Stage]:
-    """Stages in order. Global ARG defaults (before the first FROM) are substituted into FROM lines."""
-    global_args: dict[str, str] = {}
+    """Stages in order, as dockerfile-parse reads them.
+
+    The library joins continuation lines and reports comments as COMMENT entries (skipped here); `parent_images`
+    is each FROM's image with the global ARG defaults (those before the first FROM) substituted, and
+    `context_structure` the ARG/ENV/LABEL values in force at each instruction, starting afresh at every FROM.
+    `env_replace=False` leaves variable references in ENV and LABEL values as written, so that the version label
+    still reads `${VERSION}`. Instructions before the first FROM other than those ARGs play no part.
+    """
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()), env_replace=False)
+    bases = iter(parser.parent_images)
     stages: list[Stage] = []
-    for line in logical_lines(text):
-        keyword, _, args = line.partition(" ")
-        keyword = keyword.upper()
-        args = args.strip()
+    for entry, context in zip(parser.structure, parser.context_structure, strict=True):
+        keyword, value = entry["instruction"], entry["value"]
         if keyword == "FROM":
-            words = [w for w in args.split() if not w.startswith("--platform")]
-            base = substitute(words[0], global_args)
-            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base=base, name=name, index=len(stages)))
-        elif not stages:
-            if keyword == "ARG":
-                key, _, default = args.partition("=")
-                global_args[key.strip()] = default.strip().strip('"')
-        else:
-            stages[-1].instructions.append(Instruction(keyword, args))
+            _, name = image_from(value)
+            stages.append(Stage(base=next(bases), name=name, index=len(stages)))
+        elif stages and keyword != COMMENT_INSTRUCTION:
+            stages[-1].instructions.append(Instruction(keyword, value))
+        if stages:
+            stages[-1].args, stages[-1].envs, stages[-1].labels = context.args, context.envs, context.labels
     return stages
-
-
-def stage_args(stage: Stage) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for arg in stage.all("ARG"):
-        key, _, default = arg.args.partition("=")
-        values[key.strip()] = default.strip().strip('"')
-    return values
-
-
-def key_values(args: str) -> dict[str, str]:
-    """`LABEL`/`ENV` arguments in the `key=value ...` form, quotes removed."""
-    pairs = {}
-    for word in shlex.split(args):
-        key, sep, value = word.partition("=")
-        if sep:
-            pairs[key] = value
-    return pairs
 
 
 def run_commands(stage: Stage) -> list[str]:
@@ -243,9 +214,7 @@ def check_metadata(stages: list[Stage], values: dict[str, object]) -> list[str]:
     """OCI labels, environment, port, entrypoint and command of the final stage."""
     final = stages[-1]
     problems = []
-    labels: dict[str, str] = {}
-    for label in final.all("LABEL"):
-        labels.update(key_values(label.args))
+    labels = final.labels
     for name in OCI_LABELS:
         if not labels.get(f"org.opencontainers.image.{name}"):
             problems.append(f"LABEL org.opencontainers.image.{name} missing")
@@ -253,11 +222,9 @@ def check_metadata(stages: list[Stage], values: dict[str, object]) -> list[str]:
         problems.append("org.opencontainers.image.licenses is not MIT")
     version = labels.get("org.opencontainers.image.version", "")
     variable = re.fullmatch(r"\$\{?(\w+)\}?", version)
-    if version and (variable is None or variable.group(1) not in stage_args(final)):
+    if version and (variable is None or variable.group(1) not in final.args):
         problems.append(f"org.opencontainers.image.version {version!r} does not come from a build ARG")
-    env: dict[str, str] = {}
-    for instruction in final.all("ENV"):
-        env.update(key_values(instruction.args))
+    env = final.envs
     for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
         if env.get(name) != "1":
             problems.append(f"ENV {name}=1 missing from the final stage")
