@@ -1,11 +1,20 @@
-"""Exception tree of the ingestor.
+"""Exception tree of the ingestor: IngestorError is the root of the errors it raises about its configuration, its
+schemas, the services it talks to and its own tasks.
 
 IngestorError
 +-- ConfigError          configuration cannot be used; message names the key and the fix
-+-- UploadError          a Logs Ingestion request failed; `kind` tells the delivery loop what to do
++-- UploadError          a Logs Ingestion request failed; `kind` tells the delivery loop what to do; the library's
+|                        exception, when one was caught, is its `__cause__`
 +-- TaskDied             an internal task of `ingestor run` ended before shutdown; the process exits 3
++-- tables.SchemaError   a schema file is missing, unreadable or malformed, or a promoted column cannot be one
 +-- kql.AnalyzerError    the KQL analyzer of `provision --check-queries` failed
-    +-- kql.AnalyzerUnavailable   Node.js or its npm package is missing; the message says how to get it
+|   +-- kql.AnalyzerUnavailable   Node.js or its npm package is missing; the message says how to get it
++-- sinks.dead_letter.DeadLetterFull   the file dead letter holds max_total_bytes; also an OSError, so that it is
+                         handled as any failed write
+
+Outside the tree: ValueError for an argument no caller may pass; the emulator's ApiError, its HTTP error answers.
+Bad input raises nothing: it becomes dead-letter entries (ingestor.pipeline.decode). This module imports nothing
+of the project, so that every module may import it.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ UploadFailure = Literal["throttled", "transient", "too_large", "bad_request", "u
 
 
 class IngestorError(Exception):
-    """Root of every error the ingestor raises on purpose."""
+    """Root of the ingestor's own errors; the module's docstring says which stay outside."""
 
 
 class ConfigError(IngestorError):

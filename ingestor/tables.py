@@ -4,7 +4,8 @@ The schema files are the single source of the native column names, types and req
 the package (`ingestor/schemas/` in a wheel) and are read from the repository's `schemas/` in a source checkout.
 `load_schemas()` is cached and never changed; `with_extra_columns` derives new schema objects from it that also
 hold the columns the configuration promotes (`schemas.extra_columns`) and the `UnmappedColumns` column that keeps
-the values of columns in no schema (`validation.unknown_columns: keep`).
+the values of columns in no schema (`validation.unknown_columns: keep`). A schema file that is missing, unreadable
+or malformed, and a promoted column that cannot be one, raise SchemaError (an IngestorError).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+
+from ingestor.errors import IngestorError
 
 ColumnType = Literal["string", "int", "long", "real", "boolean", "datetime", "dynamic", "guid"]
 COLUMN_TYPES: frozenset[str] = frozenset(ColumnType.__args__)  # type: ignore[attr-defined]
@@ -69,8 +72,8 @@ class TableSchema:
         return tuple(c for c in self.columns if c.origin != "added")
 
 
-class SchemaError(Exception):
-    """A schema file is missing or malformed."""
+class SchemaError(IngestorError):
+    """A schema file is missing, unreadable or malformed, or a promoted column cannot be one."""
 
 
 def schema_dir() -> Path:
@@ -96,7 +99,7 @@ def parse_schema(doc: dict[str, object], origin: str) -> TableSchema:
             required=tuple(str(r) for r in doc["required"]),  # type: ignore[attr-defined]
             columns=columns,
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise SchemaError(f"{origin}: malformed schema ({exc!r})") from exc
     bad = [c.name for c in columns if c.type not in COLUMN_TYPES]
     if bad:
@@ -113,7 +116,11 @@ def load_schemas(directory: Path | None = None) -> dict[str, TableSchema]:
     root = directory or schema_dir()
     schemas = {}
     for path in sorted(root.glob("*.json")):
-        schema = parse_schema(json.loads(path.read_text(encoding="utf-8")), str(path))
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not JSON
+            raise SchemaError(f"{path}: cannot read it as JSON ({exc})") from exc
+        schema = parse_schema(doc, str(path))
         schemas[schema.table] = schema
     if not schemas:
         raise SchemaError(f"no schema files in {root}")

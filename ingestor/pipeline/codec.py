@@ -1,11 +1,16 @@
-"""Typed row codecs compiled once from the table schemas.
+"""Typed row codecs compiled from the table schemas, and compiled again for each column learned at run time.
 
-Each table gets a msgspec Struct with one field per schema column, typed so that decoding checks types,
-required columns and value formats in one pass; a tagged union over the ten record types routes by
-`category` in the same pass. Column lists come only from the TableSchema given: the schema files' columns, the
-ones the configuration promotes, and `UnmappedColumns` when unknown columns are kept (a plain `Any` field, set
-by the decoder, not parsed as a dynamic column). The fast variant leaves datetime formats to `is_datetime` (a
-constrained msgspec string calls the regex at three times the cost of calling it directly).
+Each table gets a msgspec Struct with one field per column, typed so that decoding checks types, required columns
+and value formats in one pass; a tagged union over the tables' record types routes by `category` in the same pass.
+The columns are the TableSchema's (the schema files' columns, the ones the configuration promotes, and
+`UnmappedColumns` when unknown columns are kept: a plain `Any` field, set by the decoder, not parsed as a dynamic
+column) plus the columns learned by `TableCodec.learning` (untyped fields the decoder empties). The fast variant
+leaves datetime formats to `is_datetime` (a constrained msgspec string calls the regex at three times the cost of
+calling it directly) and refuses strings that may need truncating.
+
+A record the typed decode refuses is explained by `TableCodec.problem` from types, not from msgspec's messages
+(whose wording is no interface): it checks the record's values against their columns' JSON types, then ranges and
+formats, and returns the dead-letter reason and a detail naming the column.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ingestor.bounds import MAX_LABEL_CHARS
 from ingestor.tables import UNMAPPED_COLUMNS, TableSchema, is_column_name
 
 # \A and \Z, not ^ and $ (`$` also matches before a trailing newline); [0-9], not \d (any Unicode digit).
@@ -37,7 +43,41 @@ COLUMN_TYPES: dict[str, Any] = {
     "guid": Annotated[str, msgspec.Meta(pattern=GUID_PATTERN)],
     "dynamic": Any,
 }
+# The JSON values each column type takes before its range or format is checked: a value of another class has the
+# wrong type (`invalid_type`); one of these classes that COLUMN_TYPES refuses has the wrong value (`invalid_value`).
+# Exact classes, as an untyped decode makes them (a bool is no int here). None: any value (dynamic).
+JSON_CLASSES: dict[str, tuple[type, ...] | None] = {
+    "string": (str,),
+    "int": (int,),
+    "long": (int,),
+    "real": (int, float),
+    "boolean": (bool,),
+    "datetime": (str,),
+    "guid": (str,),
+    "dynamic": None,
+}
+# What a value of each column type with a range or format must be, for a dead-letter detail.
+VALUE_RULES = {
+    "int": "an integer from -2^31 to 2^31-1",
+    "long": "an integer from -2^63 to 2^63-1",
+    "real": "a number within the range of a double",
+    "datetime": "ISO 8601 text: YYYY-MM-DDTHH:MM:SS, 0-7 fractional digits, then Z or an offset +HH:MM",
+    "guid": "GUID text: 8-4-4-4-12 hexadecimal digits",
+}
+# What a value is, in JSON's words, by the class an untyped decode gives it.
+_JSON_KINDS = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number with a fraction or an exponent",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    msgspec.Raw: "a number beyond the range of a double",  # see `decode_members`
+}
 MAX_LEARNED_COLUMNS = 64
+# A dead-letter reason and its detail.
+Problem = tuple[str, str]
 
 
 @dataclass(slots=True)
@@ -76,6 +116,45 @@ class TableCodec:
     @property
     def table(self) -> str:
         return self.schema.table
+
+    def problem(self, properties: dict[str, Any]) -> Problem | None:
+        """Why `properties` (a record's, its unknown columns taken out) fails `row_type`: a dead-letter reason and a
+        detail naming the column; None when no column explains it.
+
+        The way msgspec.convert reports: the first failing value in the record's order, then a missing required
+        column. A value of a class its column's type never takes is `invalid_type`; one of the right class out of
+        range or format (COLUMN_TYPES refuses it) is `invalid_value`; a required column null or absent is
+        `missing_required_column`. For records that failed only: it converts value by value.
+        """
+        columns = {c.name: c for c in self.schema.columns}
+        required = self.schema.required
+        for name, value in properties.items():
+            column = columns.get(name)
+            if column is None:
+                if name in self.learned.values():
+                    continue
+                return "unknown_column", f"unknown column {repr(name[:MAX_LABEL_CHARS])[1:-1]}"
+            if value is None:
+                if name in required:
+                    return "missing_required_column", f"required column {name} is null"
+                continue
+            classes = JSON_CLASSES[column.type]
+            if classes is None:
+                continue
+            if value.__class__ not in classes:
+                if value.__class__ is msgspec.Raw:  # a number no double holds: a value out of range
+                    return "invalid_value", f"column {name} ({column.type}) holds {_JSON_KINDS[msgspec.Raw]}"
+                kind = _JSON_KINDS.get(value.__class__, value.__class__.__name__)
+                return "invalid_type", f"column {name} is {column.type} but holds {kind}"
+            try:
+                msgspec.convert(value, COLUMN_TYPES[column.type])
+            except msgspec.ValidationError:
+                rule = VALUE_RULES[column.type]
+                return "invalid_value", f"column {name} ({column.type}) must be {rule}, not {_shown(value)}"
+        for name in required:
+            if name not in properties:
+                return "missing_required_column", f"required column {name} is missing"
+        return None
 
     def learning(self, column: str) -> TableCodec | None:
         """A new codec that also takes `column` as a known-unknown, so the fast path keeps working.
@@ -130,10 +209,82 @@ class GenericRecord(msgspec.Struct):
     properties: Any = None
 
 
+class RecordMembers(msgspec.Struct):
+    """Any JSON object, the members a record uses left unparsed: see `decode_members`."""
+
+    category: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    tenantId: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    properties: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_decode_members = msgspec.json.Decoder(RecordMembers).decode
+_decode_columns = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+
+
+def decode_members(raw: bytes) -> GenericRecord:
+    """`raw` as a GenericRecord for a record the GenericRecord decoder refused with a ValidationError.
+
+    An untyped decode refuses two things: a document that is no object (this raises msgspec.ValidationError too),
+    and a number beyond the range of a double (`1e400`), which no Python number holds. Each member and column
+    holding such a number is kept as written, a msgspec.Raw, which msgspec encodes unchanged and no typed column
+    takes (`TableCodec.problem` calls it out of range).
+    """
+    members = _decode_members(raw)
+    properties: Any = None
+    if members.properties is not msgspec.UNSET:
+        try:
+            columns = _decode_columns(members.properties)
+        except msgspec.ValidationError:  # no object
+            properties = _value(members.properties)
+        else:
+            properties = {name: _value(value) for name, value in columns.items()}
+    return GenericRecord(
+        category=None if members.category is msgspec.UNSET else _value(members.category),
+        tenantId=None if members.tenantId is msgspec.UNSET else _value(members.tenantId),
+        properties=properties,
+    )
+
+
+def _value(raw: msgspec.Raw) -> Any:
+    """A JSON value decoded; itself when it holds a number no double holds."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.ValidationError:
+        return raw
+
+
+def _shown(value: Any) -> str:
+    """A value for a dead-letter detail: its JSON text, at most 64 characters of it."""
+    text = msgspec.json.encode(value).decode()
+    return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 3] + "..."
+
+
 class Envelope(msgspec.Struct):
     """An Event Hubs message body: `{"records": [...]}`; other top-level keys are ignored."""
 
     records: list[msgspec.Raw]
+
+
+class EnvelopeMembers(msgspec.Struct):
+    """Any JSON object, its `records` left unparsed: tells why a message is no Envelope."""
+
+    records: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+# What a JSON text is, by its first character.
+_KIND_BY_FIRST = {
+    b"{": "an object",
+    b"[": "an array",
+    b'"': "a string",
+    b"t": "a boolean",
+    b"f": "a boolean",
+    b"n": "null",
+}
+
+
+def json_kind(text: msgspec.Raw) -> str:
+    """What the (valid) JSON text `text` is, in JSON's words: "an object", "an array", "a number" and so on."""
+    return _KIND_BY_FIRST.get(bytes(memoryview(text)[:1]), "a number")
 
 
 def record_union(types: list[type[msgspec.Struct]]) -> Any:

@@ -4,7 +4,11 @@ Input is the Event Hubs envelope `{"records": [...]}` or one record per line (St
 ends in exactly one of: a shaped row (serialized once, ready to batch), a Rejected (for the dead letter), or a
 skip (unknown category). Hot path: the whole message is decoded typed (route + validate) in one msgspec pass; if
 anything in it fails, it is split into raw records and each is decoded alone, and a record that fails is decoded
-again to explain why.
+again to explain why. A reject's reason (`models.DEAD_LETTER_REASONS`) comes from the exception's type and, for a
+record that is valid JSON but not a valid row, from checking its values against their columns' types
+(`TableCodec.problem`), never from the wording of msgspec's messages; its detail names the column when there is one.
+A number beyond a double's range (`1e400`), which msgspec reads as no value, is kept as written where any value
+goes (dynamic and unknown columns) and is `invalid_value` in a typed column.
 
 The invariant, enforced by `MessageDecoder.decode`: whatever bytes arrive, decoding returns; it never raises. A
 message over `max_message_bytes` and a record over `max_record_bytes` are refused before they are parsed (the dead
@@ -41,7 +45,17 @@ import msgspec
 
 from ingestor.bounds import MAX_LABEL_CHARS, OTHER, BoundedLabels, bounded_copy, cut
 from ingestor.models import AUXILIARY_WINDOW_SECS, Destination, Rejected, SourceRef
-from ingestor.pipeline.codec import MAX_LEARNED_COLUMNS, Envelope, GenericRecord, TableCodec, is_datetime, record_union
+from ingestor.pipeline.codec import (
+    MAX_LEARNED_COLUMNS,
+    Envelope,
+    EnvelopeMembers,
+    GenericRecord,
+    TableCodec,
+    decode_members,
+    is_datetime,
+    json_kind,
+    record_union,
+)
 from ingestor.retention import TableRoute
 from ingestor.tables import (
     CATEGORY_PREFIX,
@@ -55,9 +69,6 @@ from ingestor.tables import (
 
 log = logging.getLogger(__name__)
 
-_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
-_AT_PATH = re.compile(r"at `\$\.?(?:properties\.)?([^`\[]*)")
 # Strings (with their escapes) and the characters that give JSON its structure, for `_scan_records`.
 _STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
 _CATEGORY = re.compile(rb'"category"\s*:\s*"([^"\\]{1,128})"')
@@ -144,6 +155,7 @@ class MessageDecoder:
         self._encode = msgspec.json.Encoder().encode
         self._decode_generic = msgspec.json.Decoder(GenericRecord).decode
         self._decode_envelope = msgspec.json.Decoder(Envelope).decode
+        self._decode_envelope_members = msgspec.json.Decoder(EnvelopeMembers).decode
         self._column_labels = {s.table: BoundedLabels(MAX_UNKNOWN_COLUMN_LABELS) for s in schemas.values()}
         self._invalid_names_seen: set[str] = set()  # tables
         self._skip_labels = BoundedLabels(MAX_SKIP_LABELS)
@@ -217,9 +229,10 @@ class MessageDecoder:
         records: list[bytes] | None = None
         try:
             records = [bytes(r) for r in self._decode_envelope(value).records]
-        except msgspec.ValidationError as exc:
-            if "$.records" in str(exc):
-                result.reject(value, None, "invalid_envelope", f"`records` is not a list of records: {exc}", ref)
+        except msgspec.ValidationError:  # no object, no `records`, or `records` no array: only the last is invalid
+            kind = self._records_kind(value)
+            if kind is not None:
+                result.reject(value, None, "invalid_envelope", f"`records` is {kind}, not a list of records", ref)
                 return []
         except RecursionError:  # too deep for the decoder: find its records by their brackets instead
             records = _scan_records(value)
@@ -231,6 +244,16 @@ class MessageDecoder:
             detail = f"message of {len(value)} bytes holds no record (empty, whitespace or an empty `records`)"
             result.reject(value, None, "empty_message", detail, ref)
         return records
+
+    def _records_kind(self, value: bytes) -> str | None:
+        """What a message's `records` member is when it is no array (in JSON's words); None when the message has no
+        `records` member, is no JSON object, or is malformed JSON (then it is no envelope: its lines are records)."""
+        try:
+            records = self._decode_envelope_members(value).records
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError: no object
+            return None
+        kind = None if records is msgspec.UNSET else json_kind(records)
+        return None if kind in (None, "an array") else kind
 
     def _datetimes_valid(self, records: list[Any]) -> bool:
         """Whether every datetime in fast-decoded records has the format the strict types demand."""
@@ -328,8 +351,11 @@ class MessageDecoder:
         """Classify a record that failed the typed decode, or learn a new column and retry it."""
         ref = _ref(source, index)
         try:
-            generic = self._decode_generic(raw)
-        except msgspec.ValidationError:
+            try:
+                generic = self._decode_generic(raw)
+            except msgspec.ValidationError:  # no object, or a number no double holds (kept as written)
+                generic = decode_members(raw)
+        except msgspec.ValidationError:  # RecordMembers takes any object
             result.reject(raw, None, "not_an_object", "record is not a JSON object", ref)
             return
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
@@ -370,8 +396,11 @@ class MessageDecoder:
         try:
             row = msgspec.convert(generic.properties, codec.row_type)
         except msgspec.ValidationError as exc:
-            reason, detail = _classify(str(exc), codec.schema)
-            result.reject(raw, codec.table, reason, detail, ref)
+            problem = codec.problem(generic.properties)
+            if problem is None:  # msgspec refuses what no check of ours explains: a bug, not the record's fault
+                self._internal_error(raw, exc, ref, result)
+            else:
+                result.reject(raw, codec.table, *problem, ref)
             return
         tenant = generic.tenantId if isinstance(generic.tenantId, str) else None
         record = codec.record_type(properties=row, tenantId=tenant)
@@ -523,20 +552,6 @@ def _parse_dynamic(text: str) -> Any:
 def _printable(text: str) -> str:
     """Input text for a log line or a detail: bounded, control characters escaped."""
     return repr(text[:MAX_LABEL_CHARS])[1:-1]
-
-
-def _classify(message: str, schema: TableSchema) -> tuple[str, str]:
-    """Map a msgspec validation message to a dead-letter reason code."""
-    if m := _MISSING_FIELD.search(message):
-        return "missing_required_column", f"required column {m.group(1)} is missing"
-    if m := _UNKNOWN_FIELD.search(message):
-        return "unknown_column", f"unknown column {m.group(1)}"
-    column = m.group(1) if (m := _AT_PATH.search(message)) else ""
-    if column in schema.required and "got `null`" in message:
-        return "missing_required_column", f"required column {column} is null"
-    if "Expected `" in message and "got `" in message:
-        return "invalid_type", message
-    return "invalid_value", message
 
 
 __all__ = ["INVALID_NAME", "UNKNOWN_WINDOW", "DecodeResult", "DecodedRow", "MessageDecoder", "auxiliary_time"]

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from ingestor.bounds import MAX_DETAIL_CHARS, cut, fingerprint
 from ingestor.commit import settle
 from ingestor.config import KafkaSourceConfig
+from ingestor.errors import IngestorError
 from ingestor.identity import SourceCredentials
 from ingestor.kafka_connection import EntraTokenProvider, connection_settings
 from ingestor.metrics import Metrics
@@ -81,7 +82,7 @@ def raw_bytes(entry: DeadLetterEntry) -> bytes:
     return entry.raw.encode() if entry.raw is not None else base64.b64decode(entry.raw_base64 or "")
 
 
-class DeadLetterFull(OSError):
+class DeadLetterFull(IngestorError, OSError):
     """The dead letter holds `max_total_bytes` already: the write is refused and nothing is deleted."""
 
 

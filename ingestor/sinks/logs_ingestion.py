@@ -1,9 +1,10 @@
 """One request to the Logs Ingestion API through azure-monitor-ingestion's async client.
 
 `LogsIngestionSink.send()` posts an already gzipped JSON array as-is (the SDK never re-serializes it), with an
-`x-ms-client-request-id`, and raises UploadError classified for the delivery loop. SDK retries are off: the
-delivery loop is the only, counted, retry layer. A credential that gives no token (azure-identity's
-CredentialUnavailableError and ClientAuthenticationError carry no status) is `unauthorized`, like a 401.
+`x-ms-client-request-id`, and raises UploadError classified for the delivery loop, with the exception it caught
+(the SDK's, holding the response) as its `__cause__`. SDK retries are off: the delivery loop is the only, counted,
+retry layer. A credential that gives no token (azure-identity's CredentialUnavailableError and
+ClientAuthenticationError carry no status) is `unauthorized`, like a 401.
 """
 
 from __future__ import annotations
@@ -125,16 +126,19 @@ class LogsIngestionSink:
                     connection_timeout=timeout,
                     read_timeout=timeout,
                 )
+        # Each UploadError keeps the SDK's exception as its cause (the response, for whoever debugs). Log lines
+        # carry str(error) only; a traceback that shows the cause shows its message, which holds no secret: the
+        # token travels in a request header, and tracebacks print no attributes.
         except ClientAuthenticationError as exc:
             if exc.status_code is None:  # raised by the credential, before any request: no token
-                raise UploadError("unauthorized", f"no token: {exc.__class__.__name__}: {exc}") from None
-            raise classify_response(exc) from None
+                raise UploadError("unauthorized", f"no token: {exc.__class__.__name__}: {exc}") from exc
+            raise classify_response(exc) from exc
         except HttpResponseError as exc:
-            raise classify_response(exc) from None
+            raise classify_response(exc) from exc
         except (ServiceRequestError, ServiceResponseError, aiohttp.ClientError, OSError) as exc:
-            raise UploadError("transient", f"connection failed: {exc.__class__.__name__}: {exc}") from None
-        except TimeoutError:
-            raise UploadError("transient", f"no response within {timeout:g}s (sink.request_timeout_secs)") from None
+            raise UploadError("transient", f"connection failed: {exc.__class__.__name__}: {exc}") from exc
+        except TimeoutError as exc:
+            raise UploadError("transient", f"no response within {timeout:g}s (sink.request_timeout_secs)") from exc
 
 
 def classify_response(exc: HttpResponseError) -> UploadError:
