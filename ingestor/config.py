@@ -505,6 +505,14 @@ def parse_config(doc: dict[str, Any]) -> Config:
         raise ConfigError([_describe(e) for e in exc.errors()]) from None
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found wrong and where (line, column), without the snippet of the line it quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return exc.__class__.__name__
+
+
 def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Config:
     """Read YAML (optional when everything comes from the environment), overlay env, validate."""
     doc: Any = {}
@@ -512,9 +520,10 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Con
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except OSError as exc:
-            raise ConfigError([f"--config {path}: cannot read ({exc.strerror})"]) from None
+            raise ConfigError([f"--config {path}: cannot read ({exc.strerror})"]) from exc
         except yaml.YAMLError as exc:
-            raise ConfigError([f"--config {path}: not valid YAML ({exc})"]) from None
+            # Not `from exc`, and not str(exc): PyYAML's text quotes the offending line, which may hold a secret.
+            raise ConfigError([f"--config {path}: not valid YAML ({yaml_problem(exc)})"]) from None
         if not isinstance(doc, dict):
             raise ConfigError([f"--config {path}: top level must be a mapping of sections"])
     return parse_config(apply_env(doc, dict(os.environ if environ is None else environ)))

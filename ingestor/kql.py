@@ -264,10 +264,10 @@ def _run(
             check=False,
             env={**os.environ, **env} if env else None,
         )
-    except subprocess.TimeoutExpired:
-        raise AnalyzerError(f"`{' '.join(command)}` did not finish in {timeout:.0f} s") from None
+    except subprocess.TimeoutExpired as exc:
+        raise AnalyzerError(f"`{' '.join(command)}` did not finish in {timeout:.0f} s") from exc
     except OSError as exc:
-        raise AnalyzerUnavailable(f"cannot run {command[0]} ({exc}): {NODE_HINT}") from None
+        raise AnalyzerUnavailable(f"cannot run {command[0]} ({exc}): {NODE_HINT}") from exc
 
 
 def _last_line(text: str) -> str:

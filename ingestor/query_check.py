@@ -67,7 +67,7 @@ def _rule_queries(path: Path) -> Iterator[Query]:
         text = path.read_text(encoding="utf-8")
         doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{path}: cannot read it as {path.suffix[1:].upper()} ({exc})"]) from None
+        raise ConfigError([f"{path}: cannot read it as {path.suffix[1:].upper()} ({exc})"]) from exc
     for name, query in _queries_in(doc):
         yield Query(path, name, query)
 

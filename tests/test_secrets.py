@@ -257,3 +257,14 @@ def test_provision_writes_no_secret(make: Any, tmp_path: Path) -> None:
     assert not any(value in checked.stdout for value in secrets.values())
     config = load_config(out / "ingestor.yaml", environment)
     assert all(secret_at(config, path) == value for path, value in secrets.items())
+
+
+def test_a_yaml_error_names_the_place_but_never_quotes_the_line(tmp_path: Path) -> None:
+    """PyYAML's message quotes the offending line, which may be a secret's: the error keeps only where it is."""
+    path = tmp_path / "broken.yaml"
+    path.write_text('sink:\n  credential:\n    token: "s3cr3t-token-value\n  endpoint: [https://x\n')
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    text = str(raised.value)
+    assert "not valid YAML" in text and "line " in text and "column " in text
+    assert "s3cr3t" not in text and raised.value.__cause__ is None

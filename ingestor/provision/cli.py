@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             outputs = json.loads(args.outputs.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ConfigError([f"--outputs {args.outputs}: cannot read deployment outputs ({exc})"]) from None
+            raise ConfigError([f"--outputs {args.outputs}: cannot read deployment outputs ({exc})"]) from exc
     if "{table}" not in args.function_name:
         raise ConfigError(["--function-name: the pattern must contain {table}"])
     if args.out is None and args.check_queries is None:
