@@ -50,7 +50,12 @@ class StillSource:
         on_assigned: PartitionCallback,
         credentials: SourceCredentials,
     ) -> None:
+        self.on_revoked, self.on_assigned = on_revoked, on_assigned
         self.paused: set[Partition] = set()
+        self.setup()
+
+    def setup(self) -> None:
+        """What a subclass holds besides the callbacks."""
 
     async def start(self) -> None:
         pass
@@ -82,16 +87,7 @@ class MovingSource(StillSource):
     """A source whose one fetch holds partitions 0 and 1 of `t` (8 messages each), and whose brokers refuse any
     commit that names a partition after it was taken away, as Kafka does ("not assigned")."""
 
-    def __init__(
-        self,
-        config: KafkaSourceConfig | EventHubsSourceConfig,
-        *,
-        on_revoked: PartitionCallback,
-        on_assigned: PartitionCallback,
-        credentials: SourceCredentials,
-    ) -> None:
-        super().__init__(config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials)
-        self.on_revoked, self.on_assigned = on_revoked, on_assigned
+    def setup(self) -> None:
         self.owned = {Partition("t", 0), Partition("t", 1)}
         body = json.dumps({"records": [SAMPLE]}).encode()
         self.batch = [Message(body, Position("t", p, o)) for p in (0, 1) for o in range(8)]

@@ -63,9 +63,20 @@ async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
         yield emu
 
 
-def default_credential_is(monkeypatch: pytest.MonkeyPatch, credential: FailingCredential) -> None:
-    """What `DefaultAzureCredential()` gives the code under test (it imports the class where it builds one)."""
+def failing_default_credential(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> tuple[FailingCredential, Metrics, SourceCredentials]:
+    """What `DefaultAzureCredential()` gives the code under test (it imports the class where it builds one): a
+    credential failing with `error` until healed; and the metrics and SourceCredentials it reports to."""
+    credential = FailingCredential(error, "eh-token")
     monkeypatch.setattr("azure.identity.aio.DefaultAzureCredential", lambda: credential)
+    metrics = Metrics()
+    return credential, metrics, SourceCredentials(metrics, retry_secs=RETRY_SECS)
+
+
+def source_config(source: dict[str, Any]) -> Any:
+    sink = {"endpoint": "https://dce.example.com", "rule_id": "dcr-" + "0" * 32}
+    return parse_config({"source": source, "sink": sink, "dead_letter": {"path": "/tmp/unused"}})
 
 
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -84,21 +95,9 @@ def assert_paced(credential: FailingCredential, since: float) -> None:
 async def test_kafka_oauthbearer_waits_for_a_token_and_says_which_credential(
     error: Exception, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    credential = FailingCredential(error, "eh-token")
-    default_credential_is(monkeypatch, credential)
-    metrics = Metrics()
-    credentials = SourceCredentials(metrics, retry_secs=RETRY_SECS)
-    config = parse_config(
-        {
-            "source": {
-                "bootstrap_servers": [f"{NAMESPACE}:9093"],
-                "topics": [HUB],
-                "group_id": "ingestor",
-                "auth": {"type": "entra"},
-            },
-            "sink": {"endpoint": "https://dce.example.com", "rule_id": "dcr-" + "0" * 32},
-            "dead_letter": {"path": "/tmp/unused"},
-        }
+    credential, metrics, credentials = failing_default_credential(error, monkeypatch)
+    config = source_config(
+        {"bootstrap_servers": [f"{NAMESPACE}:9093"], "topics": [HUB], "group_id": "g", "auth": {"type": "entra"}}
     )
     provider = consumer_settings(config.source, credentials)["sasl_oauth_token_provider"]
     started = time.monotonic()
@@ -123,20 +122,13 @@ async def test_kafka_oauthbearer_waits_for_a_token_and_says_which_credential(
 async def test_the_amqp_clients_credential_reports_through_the_sdks_own_auth(
     error: Exception, azurite: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    credential = FailingCredential(error, "eh-token")
-    default_credential_is(monkeypatch, credential)
-    metrics = Metrics()
-    credentials = SourceCredentials(metrics, retry_secs=RETRY_SECS)
-    config = parse_config(
+    credential, metrics, credentials = failing_default_credential(error, monkeypatch)
+    config = source_config(
         {
-            "source": {
-                "type": "eventhubs",
-                "fully_qualified_namespace": NAMESPACE,
-                "eventhub_name": HUB,
-                "checkpoint_store": {"connection_string": azurite.connection_string, "container": "unused"},
-            },
-            "sink": {"endpoint": "https://dce.example.com", "rule_id": "dcr-" + "0" * 32},
-            "dead_letter": {"path": "/tmp/unused"},
+            "type": "eventhubs",
+            "fully_qualified_namespace": NAMESPACE,
+            "eventhub_name": HUB,
+            "checkpoint_store": {"connection_string": azurite.connection_string, "container": "unused"},
         }
     )
     source = EventHubsSource(config.source, on_revoked=None, on_assigned=None, credentials=credentials)  # type: ignore[arg-type]
