@@ -7,6 +7,7 @@ that cannot start fails the tests that use it; it never skips them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from realparts import BrokerProcess
@@ -25,16 +26,26 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A running Azurite blob service (`realparts.AzuriteProcess`): `connection_string`, `account_url`, `port`."""
+def _azurite(tmp_path_factory: pytest.TempPathFactory, *, oauth: bool) -> Iterator[Any]:
     from realparts import AzuriteProcess
 
     try:
-        process = AzuriteProcess(tmp_path_factory.mktemp("azurite"))
+        process = AzuriteProcess(tmp_path_factory.mktemp("azurite-oauth" if oauth else "azurite"), oauth=oauth)
     except RuntimeError as exc:
         pytest.fail(str(exc))
     try:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A running Azurite blob service (`realparts.AzuriteProcess`): `connection_string`, `account_url`, `port`."""
+    yield from _azurite(tmp_path_factory, oauth=False)
+
+
+@pytest.fixture(scope="session")
+def azurite_oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Azurite's blob service over HTTPS taking Entra ID bearer tokens (`ca_file`, `AzuriteProcess.bearer_token`)."""
+    yield from _azurite(tmp_path_factory, oauth=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +42,6 @@ ERRORS = [
     ClientAuthenticationError("AADSTS700213: No matching federated identity record found for presented assertion"),
 ]
 IDS = ["unavailable", "refused"]
-
-
-@pytest.fixture(scope="module")
-def azurite_oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteProcess]:
-    """Azurite's blob service over HTTPS, taking Entra ID bearer tokens."""
-    try:
-        process = AzuriteProcess(tmp_path_factory.mktemp("azurite-oauth"), oauth=True)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
