@@ -17,6 +17,7 @@ from typing import Any
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
+from prometheus_client import Gauge
 
 from ingestor.bounds import cut
 from ingestor.metrics import Metrics
@@ -27,13 +28,16 @@ log = logging.getLogger(__name__)
 # (nothing configured: no AZURE_CLIENT_ID, no projected token file) is a subclass.
 NO_TOKEN_ERRORS = (ClientAuthenticationError,)
 
+# What to check when Entra ID gives a credential of the pod no token: the same for the sink's and the source's.
+WORKLOAD_IDENTITY_CHECKS = (
+    "With workload identity check the chart's workloadIdentity.clientId (the ServiceAccount's "
+    "azure.workload.identity/client-id annotation; the pod's azure.workload.identity/use label), and that the "
+    "managed identity's federated credential names this cluster's OIDC issuer and "
+    "system:serviceaccount:<namespace>:<service account>; elsewhere the AZURE_* variables of the service principal"
+)
 SOURCE_CREDENTIAL_HELP = (
     "the credential gives no Entra ID token for {use}; consumption stops until it does (retried every "
-    "sink.auth_retry_secs). With workload identity check the chart's workloadIdentity.clientId (the "
-    "ServiceAccount's azure.workload.identity/client-id annotation; the pod's azure.workload.identity/use label), "
-    "and that the managed identity's federated credential names this cluster's OIDC issuer and "
-    "system:serviceaccount:<namespace>:<service account>; elsewhere the AZURE_* variables of the service principal. "
-    "The identity also needs {role}"
+    f"sink.auth_retry_secs). {WORKLOAD_IDENTITY_CHECKS}. The identity also needs {{role}}"
 )
 
 EVENT_HUBS = "Event Hubs"
@@ -48,38 +52,55 @@ ROLES = {
 DEFAULT_RETRY_SECS = 30.0
 
 
-class SourceCredentials:
-    """Which source-side credentials give no token now; flips are logged once. Without `metrics`, no gauge."""
+class Refusals:
+    """What is refused now, by name, and why: `authorized` and `problem` for `/readyz`, `gauge` at 0 while anything
+    is. `refuse` and `accept` say whether that name's state flipped, so that callers log once per flip."""
 
-    def __init__(self, metrics: Metrics | None = None, *, retry_secs: float = DEFAULT_RETRY_SECS) -> None:
-        self._metrics = metrics
-        self.retry_secs = retry_secs
-        self._failing: dict[str, str] = {}
+    def __init__(self, gauge: Gauge | None) -> None:
+        self._gauge = gauge
+        self._refused: dict[str, str] = {}
 
     @property
     def authorized(self) -> bool:
-        return not self._failing
+        return not self._refused
 
     @property
     def problem(self) -> str:
-        return "; ".join(f"{use}: no token: {error}" for use, error in sorted(self._failing.items()))
+        return "; ".join(f"{name}: {reason}" for name, reason in sorted(self._refused.items()))
+
+    def refuse(self, name: str, reason: str) -> bool:
+        flipped = name not in self._refused
+        self._refused[name] = reason
+        if self._gauge is not None:
+            self._gauge.set(0)
+        return flipped
+
+    def accept(self, name: str) -> bool:
+        if self._refused.pop(name, None) is None:
+            return False
+        if not self._refused and self._gauge is not None:
+            self._gauge.set(1)
+        return True
+
+
+class SourceCredentials(Refusals):
+    """Which source-side credentials give no token now; flips are logged once. Without `metrics`, no gauge."""
+
+    def __init__(self, metrics: Metrics | None = None, *, retry_secs: float = DEFAULT_RETRY_SECS) -> None:
+        super().__init__(metrics.source_authorized if metrics is not None else None)
+        self.retry_secs = retry_secs
 
     def failed(self, use: str, error: BaseException) -> None:
         text = cut(f"{error.__class__.__name__}: {error}")
-        if use not in self._failing:
+        if self.refuse(use, f"no token: {text}"):
             log.error(
                 SOURCE_CREDENTIAL_HELP.format(use=use, role=ROLES.get(use, "its data-plane role")),
                 extra={"credential": use, "error": text},
             )
-        self._failing[use] = text
-        if self._metrics is not None:
-            self._metrics.source_authorized.set(0)
 
     def succeeded(self, use: str) -> None:
-        if self._failing.pop(use, None) is not None:
+        if self.accept(use):
             log.info("the credential gives tokens again", extra={"credential": use})
-            if not self._failing and self._metrics is not None:
-                self._metrics.source_authorized.set(1)
 
     def watch(self, credential: AsyncTokenCredential, use: str) -> WatchedCredential:
         return WatchedCredential(credential, use, self)

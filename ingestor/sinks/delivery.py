@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from ingestor.commit import settle
 from ingestor.config import LogsIngestionSinkConfig
 from ingestor.errors import UploadError
+from ingestor.identity import WORKLOAD_IDENTITY_CHECKS, Refusals
 from ingestor.metrics import Metrics
 from ingestor.models import Batch, Destination, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, BaseBatcher
@@ -56,43 +57,28 @@ REFUSED = (
     "sink.endpoint, sink.rule_id and the stream exist (404)"
 )
 CREDENTIAL_HELP = (
-    "the credential gives no Entra ID token for the Logs Ingestion API; consumption stops until it does. With "
-    "workload identity check the chart's workloadIdentity.clientId (the ServiceAccount's "
-    "azure.workload.identity/client-id annotation; the pod's azure.workload.identity/use label), and that the "
-    "managed identity's federated credential names this cluster's OIDC issuer and "
-    "system:serviceaccount:<namespace>:<service account>; elsewhere the AZURE_* variables of the service principal"
+    "the credential gives no Entra ID token for the Logs Ingestion API; consumption stops until it does. "
+    + WORKLOAD_IDENTITY_CHECKS
 )
 
 
-class SinkHealth:
+class SinkHealth(Refusals):
     """Which destinations the Logs Ingestion API currently refuses (401/403/404); flips are logged once."""
 
     def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._refused: dict[str, str] = {}
-
-    @property
-    def authorized(self) -> bool:
-        return not self._refused
-
-    @property
-    def problem(self) -> str:
-        return "; ".join(f"{dest}: {problem}" for dest, problem in sorted(self._refused.items()))
+        super().__init__(metrics.sink_authorized)
 
     def refused(self, error: UploadError, destination: str) -> None:
-        if destination not in self._refused:
+        reason = f"{error.status} {error}" if error.status else f"credential: {error}"
+        if self.refuse(destination, reason):
             log.error(
                 CREDENTIAL_HELP if error.status is None else REFUSED,
                 extra={"status": error.status, "destination": destination, "error": str(error)},
             )
-        self._refused[destination] = f"{error.status} {error}" if error.status else f"credential: {error}"
-        self._metrics.sink_authorized.set(0)
 
     def accepted(self, destination: str) -> None:
-        if self._refused.pop(destination, None) is not None:
+        if self.accept(destination):
             log.info("Logs Ingestion API accepts requests again", extra={"destination": destination})
-            if not self._refused:
-                self._metrics.sink_authorized.set(1)
 
 
 class Delivery:
