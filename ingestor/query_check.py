@@ -54,7 +54,10 @@ def read_queries(directory: Path) -> list[Query]:
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         suffix = path.suffix.lower()
         if suffix in QUERY_SUFFIXES:
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeError) as exc:
+                raise ConfigError([f"{path}: cannot read it as UTF-8 text ({exc})"]) from exc
             if text.strip():
                 found.append(Query(path, "", text))
         elif suffix in RULE_SUFFIXES:

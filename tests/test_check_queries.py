@@ -105,3 +105,20 @@ def test_without_node_it_says_so_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("ingestor provision: ") and "Node.js" in line and "install Node.js" in line
+
+
+def test_a_file_that_is_no_text_or_no_yaml_is_named_with_the_reason(tmp_path: Path) -> None:
+    """Files nobody here wrote: bytes that are no UTF-8 in a .kql, a .yaml that is no YAML; exit 2, no traceback."""
+    config = tmp_path / "in.yaml"
+    config.write_text(yaml.safe_dump(config_doc(WORKED_EXAMPLE)))
+    for name, content in (("binary.kql", b"\xff\xfe\x00DeviceInfo"), ("broken.yaml", b"query: [unclosed\n")):
+        rules = tmp_path / name.split(".")[0]
+        rules.mkdir()
+        (rules / name).write_bytes(content)
+        done = subprocess.run(
+            ingestor_command("provision", "--config", str(config), "--check-queries", str(rules)),
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2, done.stderr
+        assert name in done.stderr and "Traceback" not in done.stderr
