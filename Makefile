@@ -20,9 +20,10 @@ $(STAMP): $(BIN)/python requirements.lock
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	touch $@
 
-# The package is installed (not editable) so tests and the demo run what `pip install .` ships.
-install: $(STAMP) ## set up .venv and install the ingestor into it
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+# Two distributions, installed (not editable) so tests and the demo run what the wheels ship: the ingestor (.),
+# which is all the image holds, and its development tools (tools/: the emulator, the generator, the samples).
+install: $(STAMP) ## set up .venv and install the ingestor and its development tools into it
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall . ./tools
 
 demo: install ## broker + emulator + generated traffic + ingestor, then rows per table
 	$(BIN)/python tests/demo.py
@@ -34,23 +35,25 @@ unit: install ## tests without the end-to-end and fault ones
 	$(BIN)/pytest -p no:cacheprovider -q --ignore=tests/test_end_to_end.py --ignore=tests/test_faults.py $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check + format check
-	$(BIN)/ruff check ingestor tests benchmarks schemas helm
-	$(BIN)/ruff format --check ingestor tests benchmarks schemas helm
+	$(BIN)/ruff check ingestor tools tests benchmarks schemas helm
+	$(BIN)/ruff format --check ingestor tools tests benchmarks schemas helm
 
-typecheck: $(STAMP) ## mypy --strict on ingestor/, and the test fakes against the seams they stand in for
+typecheck: $(STAMP) ## mypy --strict on ingestor/ and tools/, and the test fakes against the seams they stand in for
 	$(BIN)/mypy
 	$(BIN)/mypy --strict tests/fakes.py
 
 format: $(STAMP) ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix ingestor tests benchmarks schemas helm
-	$(BIN)/ruff format ingestor tests benchmarks schemas helm
+	$(BIN)/ruff check --fix ingestor tools tests benchmarks schemas helm
+	$(BIN)/ruff format ingestor tools tests benchmarks schemas helm
 
 schemas: ## re-derive schemas/*.json from schemas/source/device-tables.json
 	$(PYTHON) schemas/derive.py
 
-# requirements-runtime.lock is the image's (Dockerfile): runtime dependencies only, at requirements.lock's pins.
-lock: $(STAMP) ## re-resolve requirements.lock and requirements-runtime.lock from pyproject.toml
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+# requirements.lock pins requirements.in (both distributions and the dev extra); requirements-runtime.lock is the
+# image's (Dockerfile): the ingestor's own dependencies only, at requirements.lock's pins.
+lock: $(STAMP) ## re-resolve requirements.lock and requirements-runtime.lock from pyproject.toml and tools/
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --generate-hashes -o requirements.lock \
+		--no-emit-package defender-ingestor --no-emit-package defender-ingestor-tools
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -c requirements.lock \
 		-o requirements-runtime.lock
 

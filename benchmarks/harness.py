@@ -49,13 +49,13 @@ from realparts import (  # noqa: E402
 
 from ingestor.commit import OffsetTracker  # noqa: E402
 from ingestor.config import LogsIngestionSinkConfig  # noqa: E402
-from ingestor.generate import TrafficGenerator  # noqa: E402
 from ingestor.models import Position  # noqa: E402
 from ingestor.pipeline.batch import Batcher  # noqa: E402
 from ingestor.pipeline.compress import BACKEND, gzip_array  # noqa: E402
 from ingestor.pipeline.decode import MessageDecoder  # noqa: E402
 from ingestor.retention import build_routes  # noqa: E402
 from ingestor.tables import load_schemas  # noqa: E402
+from ingestor_tools.generate import TrafficGenerator  # noqa: E402
 
 PARTITIONS = 4
 MiB = 1_048_576

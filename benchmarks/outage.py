@@ -31,7 +31,7 @@ from realparts import (  # noqa: E402
     wait_for,
 )
 
-from ingestor.generate import TrafficGenerator  # noqa: E402
+from ingestor_tools.generate import TrafficGenerator  # noqa: E402
 
 MiB = 1_048_576
 

@@ -58,7 +58,7 @@ from realparts import (  # noqa: E402
 
 import ingestor  # noqa: E402
 from ingestor.config import KafkaSourceConfig, LogsIngestionSinkConfig, ValidationConfig  # noqa: E402
-from ingestor.generate import TrafficGenerator, ensure_topic  # noqa: E402
+from ingestor_tools.generate import TrafficGenerator, ensure_topic  # noqa: E402
 
 MiB = 1_048_576
 MB = 1_000_000

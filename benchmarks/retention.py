@@ -16,11 +16,11 @@ from typing import Any
 
 from ingestor.commit import OffsetTracker
 from ingestor.config import parse_config
-from ingestor.generate import TrafficGenerator
 from ingestor.models import Position
 from ingestor.pipeline.batch import batcher_for
 from ingestor.pipeline.decode import MessageDecoder
 from ingestor.tables import load_schemas
+from ingestor_tools.generate import TrafficGenerator
 
 CLASSES = {
     "hot": {"plan": "Analytics", "retention_days": 90},

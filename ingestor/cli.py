@@ -1,4 +1,5 @@
-"""Command line: `ingestor run | check-config | replay | provision | emulator | generate`.
+"""Command line: `ingestor run | check-config | replay | provision`, plus the commands other installed
+distributions add through the `ingestor.commands` entry points (the tools package adds `emulator` and `generate`).
 
 `run` validates the configuration before building any client, installs uvloop, and exits 0 after a graceful
 SIGTERM/SIGINT shutdown; configuration errors exit 2 with one line per problem naming the key; an internal task
@@ -13,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import yaml
@@ -25,9 +27,17 @@ from ingestor.logs import setup_logging
 log = logging.getLogger("ingestor")
 EXIT_CONFIG = 2
 EXIT_TASK_DIED = 3
+# Entry points of this group name a `run(argv) -> int` that parses its own options.
+COMMANDS_GROUP = "ingestor.commands"
+# The development tools' commands, named when they are asked for but not installed.
+TOOLS = {"emulator", "generate"}
 
 
-def _parser() -> argparse.ArgumentParser:
+def _added_commands() -> dict[str, EntryPoint]:
+    return {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
+
+
+def _parser(added: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ingestor", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ingestor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -48,25 +58,26 @@ def _parser() -> argparse.ArgumentParser:
     from ingestor.provision.cli import add_arguments as add_provision_arguments
 
     add_provision_arguments(provision)
-    commands.add_parser(
-        "emulator", help="local HTTPS Logs Ingestion API (see `ingestor emulator --help`)", add_help=False
-    )
-    commands.add_parser("generate", help="synthetic Defender traffic (see `ingestor generate --help`)", add_help=False)
+    for name, point in sorted(added.items()):
+        origin = point.dist.name if point.dist else point.module
+        commands.add_parser(name, help=f"from {origin} (see `ingestor {name} --help`)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    # emulator and generate parse their own options.
-    if args_list and args_list[0] == "emulator":
-        from ingestor.emulator import run as run_emulator
-
-        return run_emulator(args_list[1:])
-    if args_list and args_list[0] == "generate":
-        from ingestor.generate import run as run_generate
-
-        return int(run_generate(args_list[1:]))
-    args = _parser().parse_args(args_list)
+    added = _added_commands()
+    if args_list and args_list[0] in added:
+        return int(added[args_list[0]].load()(args_list[1:]))
+    if args_list and args_list[0] in TOOLS:
+        print(
+            f"ingestor: `{args_list[0]}` is a development tool of the defender-ingestor-tools package, which this "
+            "install lacks (the image leaves it out); in a source checkout, `make install` installs it "
+            "(or: pip install ./tools)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    args = _parser(added).parse_args(args_list)
     if args.command == "provision":
         from ingestor.provision.cli import main as provision
 

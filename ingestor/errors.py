@@ -12,7 +12,7 @@ IngestorError
 +-- sinks.dead_letter.DeadLetterFull   the file dead letter holds max_total_bytes; also an OSError, so that it is
                          handled as any failed write
 
-Outside the tree: ValueError for an argument no caller may pass; the emulator's ApiError, its HTTP error answers.
+Outside the tree: ValueError for an argument no caller may pass (and, in the tools package, the emulator's ApiError).
 Bad input raises nothing: it becomes dead-letter entries (ingestor.pipeline.decode). This module imports nothing
 of the project, so that every module may import it.
 """

@@ -27,7 +27,7 @@ from realparts import (
     use_provisioned,
 )
 
-from ingestor.generate import TrafficGenerator
+from ingestor_tools.generate import TrafficGenerator
 
 OUT = Path("demo-output").resolve()
 RECORDS = 50_000

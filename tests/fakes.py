@@ -6,19 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import ingestor
 from ingestor.app import Source, SourceFactory
 from ingestor.config import EventHubsSourceConfig, KafkaSourceConfig
 from ingestor.identity import SourceCredentials
 from ingestor.models import Destination, Message, Partition, Position
 from ingestor.sinks.delivery import Uploader
 from ingestor.sources import PartitionCallback
+from ingestor_tools import SAMPLES_DIR
 
-SAMPLE: dict[str, Any] = json.loads((Path(ingestor.__file__).parent / "samples" / "DeviceInfo.json").read_text())[0]
+SAMPLE: dict[str, Any] = json.loads((SAMPLES_DIR / "DeviceInfo.json").read_text())[0]
 
 
 class RecordingUploader:

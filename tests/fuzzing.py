@@ -20,11 +20,12 @@ from typing import Any
 from hypothesis import strategies as st
 
 from ingestor.tables import load_schemas
+from ingestor_tools import SAMPLES_DIR
 
 SCHEMAS = load_schemas()
 BY_CATEGORY = {schema.category: schema for schema in SCHEMAS.values()}
 _HERE = Path(__file__).resolve().parent
-SAMPLES_DIRS = (_HERE.parent / "ingestor" / "samples", _HERE.parent.parent / "shared" / "reference" / "samples")
+SAMPLES_DIRS = (SAMPLES_DIR, _HERE.parent.parent / "shared" / "reference" / "samples")
 REQUIRED = ("Timestamp", "DeviceId", "DeviceName")
 
 # Tallies of what the campaign produced, printed at the end of `make fuzz`: outcome -> count, case kind -> count.

@@ -404,7 +404,7 @@ def produce(bootstrap: str, topic: str, messages: list[bytes], *, partitions: in
     """Create the topic and produce round-robin with the generator's producer; messages per partition."""
     import asyncio
 
-    from ingestor.generate import produce_kafka
+    from ingestor_tools.generate import produce_kafka
 
     count = asyncio.run(produce_kafka(bootstrap, topic, messages, partitions=partitions))
     assert count == len(messages)
@@ -417,7 +417,7 @@ class BackgroundProducer:
     def __init__(self, bootstrap: str, topic: str, partitions: int, *, seed: int, rate_records: float) -> None:
         import threading
 
-        from ingestor.generate import TrafficGenerator
+        from ingestor_tools.generate import TrafficGenerator
 
         self.sent: list[bytes] = []
         self.per_partition = dict.fromkeys(range(partitions), 0)
@@ -486,7 +486,7 @@ class AzuriteProcess:
     def __init__(self, directory: Path, *, start_timeout: float = 60.0, oauth: bool = False) -> None:
         import shutil
 
-        from ingestor.emulator.certs import ensure_certificate
+        from ingestor_tools.emulator.certs import ensure_certificate
 
         self._process: subprocess.Popen[bytes] | None = None
         self.oauth = oauth

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from fakes import RecordingUploader
 
-import ingestor
 from ingestor.commit import OffsetTracker
 from ingestor.config import Config, parse_config
 from ingestor.flow import Flow, cancel
@@ -29,8 +28,8 @@ from ingestor.models import AUXILIARY_WINDOW_SECS, Batch, Destination, Message, 
 from ingestor.pipeline.batch import MAX_OPEN_WINDOWS, Batcher, WindowedBatcher, batcher_for
 from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_time
 from ingestor.tables import load_schemas
+from ingestor_tools import SAMPLES_DIR
 
-SAMPLES_DIR = Path(ingestor.__file__).parent / "samples"
 SAMPLES = {
     r["category"].removeprefix("AdvancedHunting-"): r
     for path in sorted(SAMPLES_DIR.glob("*.json"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -11,13 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ingestor
 from ingestor.models import Destination, Position, SourceRef
 from ingestor.pipeline.decode import DecodeResult, MessageDecoder
 from ingestor.retention import TableRoute
 from ingestor.tables import UNMAPPED_COLUMNS, load_schemas
+from ingestor_tools import SAMPLES_DIR
 
-SAMPLES_DIR = Path(ingestor.__file__).parent / "samples"
 SCHEMAS = load_schemas()
 TENANT = "4b8c18bd-2f9f-4227-af55-9f1061cf9c32"
 

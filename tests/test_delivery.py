@@ -20,10 +20,8 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CredentialUnavailableError
 from credentials import FailingCredential
 
-import ingestor
 from ingestor.commit import OffsetTracker
 from ingestor.config import LogsIngestionSinkConfig
-from ingestor.emulator import DEFAULT_RULE_ID, Emulator
 from ingestor.metrics import Metrics
 from ingestor.models import Partition, Position, Ticket
 from ingestor.pipeline.batch import Batcher
@@ -33,9 +31,10 @@ from ingestor.sinks.dead_letter import DeadLetterQueue, FileStore, read_dead_let
 from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 from ingestor.tables import load_schemas
+from ingestor_tools import SAMPLES_DIR
+from ingestor_tools.emulator import DEFAULT_RULE_ID, Emulator
 
 TOKEN = "delivery-test-token"
-SAMPLES_DIR = Path(ingestor.__file__).parent / "samples"
 TABLE = "DeviceRegistryEvents"
 
 

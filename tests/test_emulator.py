@@ -31,7 +31,8 @@ from azure.core.exceptions import (
 from azure.monitor.ingestion.aio import LogsIngestionClient
 from cryptography import x509
 
-from ingestor.emulator import (
+from ingestor.tables import default_stream_name, default_table_name, load_schemas
+from ingestor_tools.emulator import (
     DEFAULT_RULE_ID,
     MAX_BODY_BYTES,
     TOKEN_ENV,
@@ -41,8 +42,7 @@ from ingestor.emulator import (
     default_dcr,
     run,
 )
-from ingestor.emulator.payload import value_matches
-from ingestor.tables import default_stream_name, default_table_name, load_schemas
+from ingestor_tools.emulator.payload import value_matches
 
 TOKEN = "emulator-test-token-5f1c"
 STREAM = "Custom-DeviceEvents_CL"
@@ -498,7 +498,7 @@ async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), TOKEN_ENV: TOKEN}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "ingestor.emulator", "--state-dir", str(state_dir), "--fail-next", "429"),
+        *("-m", "ingestor_tools.emulator", "--state-dir", str(state_dir), "--fail-next", "429"),
         cwd=REPO,
         env=env,
         stdout=asyncio.subprocess.PIPE,

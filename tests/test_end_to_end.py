@@ -29,9 +29,9 @@ from realparts import (
     wait_for,
 )
 
-from ingestor.generate import TrafficGenerator
 from ingestor.sinks.dead_letter import read_dead_letters
 from ingestor.tables import load_schemas
+from ingestor_tools.generate import TrafficGenerator
 
 SCHEMAS = load_schemas()
 PARTITIONS = 4

@@ -22,8 +22,9 @@ from aiokafka import AIOKafkaConsumer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ingestor
-from ingestor.generate import (
+from ingestor.tables import load_schemas
+from ingestor_tools import SAMPLES_DIR
+from ingestor_tools.generate import (
     DEFAULT_MIX,
     INVALID_KINDS,
     MAX_MESSAGE_BYTES,
@@ -33,14 +34,13 @@ from ingestor.generate import (
     run,
     write_file,
 )
-from ingestor.tables import load_schemas
 
 SCHEMAS = load_schemas()
 TABLES = sorted(SCHEMAS)
 BY_CATEGORY = {s.category: t for t, s in SCHEMAS.items()}
 START = datetime(2026, 7, 18, 12, 0, tzinfo=UTC)
 UNIFORM = dict.fromkeys(TABLES, 1.0)
-SAMPLES = {t: json.loads((Path(ingestor.__file__).parent / "samples" / f"{t}.json").read_text())[0] for t in TABLES}
+SAMPLES = {t: json.loads((SAMPLES_DIR / f"{t}.json").read_text())[0] for t in TABLES}
 ENVELOPE_KEYS = {"time", "tenantId", "operationName", "category", "_TimeReceivedBySvc", "properties", "Tenant"}
 PROPERTY_DT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{0,6}[1-9])?Z$")  # trailing zeros dropped
 ENVELOPE_DT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z$")

@@ -15,7 +15,7 @@ import yaml
 from helmchart import CHART_DIR, NAMESPACE, RELEASE, manifests, of_kind
 from realparts import EmulatorProcess, IngestorProcess, ingestor_config, produce, unique_names, wait_for
 
-from ingestor.generate import TrafficGenerator
+from ingestor_tools.generate import TrafficGenerator
 
 ENABLED: dict[str, Any] = {"prometheusRule": {"enabled": True}, "grafanaDashboard": {"enabled": True}}
 FULLNAME = f"{RELEASE}-ingestor"

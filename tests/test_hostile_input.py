@@ -51,11 +51,11 @@ from realparts import (
     use_provisioned,
 )
 
-from ingestor.generate import TrafficGenerator
-from ingestor.generate.sinks import ensure_topic
-from ingestor.generate.traffic import DEFAULT_MIX
 from ingestor.sinks.dead_letter import DeadLetterEntry, read_dead_letters
 from ingestor.tables import load_schemas
+from ingestor_tools.generate import TrafficGenerator
+from ingestor_tools.generate.sinks import ensure_topic
+from ingestor_tools.generate.traffic import DEFAULT_MIX
 
 SCHEMAS = load_schemas()
 ADDED_COLUMNS = {"TimeGenerated", "SourceTenantId", "RetentionTag", "UnmappedColumns"}

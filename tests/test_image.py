@@ -1,18 +1,27 @@
-"""Static checks of the container image's recipe: Dockerfile, .dockerignore and requirements-runtime.lock.
+"""The container image: its recipe (Dockerfile, .dockerignore, requirements-runtime.lock) and what it holds.
 
-No container engine exists on the development machine or in CI, so the image is never built here; these tests
-read the files instead. Each rule is a function returning the problems it finds, tested once against the real
-files (no problems) and once against a broken copy (the problem is reported), so that no rule passes vacuously.
+No container engine exists on the development machine or in CI, so the image is never built here. The recipe is
+read instead: each rule is a function returning the problems it finds, tested once against the real files (no
+problems) and once against a broken copy (the problem is reported), so that no rule passes vacuously. What the
+image holds is assembled without an engine: the ingestor's wheel built from the build context `.dockerignore`
+lets through, beside the packages of requirements-runtime.lock and nothing else, run with the venv's interpreter.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import importlib.util
 import io
 import json
+import os
 import posixpath
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +33,14 @@ from dockerfile_parse.parser import image_from
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from ingestor.tables import load_schemas
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 FULL_LOCK = ROOT / "requirements.lock"
+TOOLS = ROOT / "tools"
 VALUES = ROOT / "helm" / "ingestor" / "values.yaml"
 
 OCI_LABELS = ("title", "description", "source", "licenses", "version")
@@ -295,6 +307,7 @@ MUST_BE_IGNORED = (
     ".mypy_cache/3.11/x.json",
     "ingestor/__pycache__",
     "schemas/stale.pyc",
+    "tools/ingestor_tools/emulator/server.py",
 )
 
 
@@ -337,11 +350,15 @@ def parse_lock(text: str) -> dict[str, tuple[str, frozenset[str]]]:
     return packages
 
 
+def declared(pyproject: Path, extra: str | None = None) -> set[str]:
+    """Distribution names a pyproject.toml requires (of one extra, if named)."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    requirements = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    return {canonicalize_name(Requirement(r).name) for r in requirements}
+
+
 def project_requirements() -> tuple[set[str], set[str]]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    runtime = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
-    dev = {canonicalize_name(Requirement(r).name) for r in project["optional-dependencies"]["dev"]}
-    return runtime, dev
+    return declared(ROOT / "pyproject.toml"), declared(ROOT / "pyproject.toml", "dev")
 
 
 def check_runtime_lock(runtime_text: str, full_text: str) -> list[str]:
@@ -501,3 +518,175 @@ def test_a_broken_runtime_lock_is_caught() -> None:
     assert any(p.startswith("msgspec:") for p in check_runtime_lock(bumped, full))
     unhashed = re.sub(r"(?m)^(isal==\S+) \\\n(    --hash.*\n)*", r"\1\n", runtime)
     assert "requirements-runtime.lock pins isal without hashes" in check_runtime_lock(unhashed, full)
+
+
+# --- What the image holds -----------------------------------------------------------------------------------
+
+FIRST_PARTY = {"ingestor": "defender-ingestor", "ingestor_tools": "defender-ingestor-tools"}
+
+
+def build_wheel(source: Path, out: Path) -> zipfile.ZipFile:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out),
+         str(source)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = out.glob("*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+@pytest.fixture(scope="module")
+def image_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """The ingestor's wheel as the Dockerfile builds it: from the files .dockerignore lets into the context."""
+    context = tmp_path_factory.mktemp("context")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split("\0")  # fmt: skip
+    patterns = dockerignore_patterns(DOCKERIGNORE.read_text(encoding="utf-8"))
+    for name in listed:
+        if name and (ROOT / name).is_file() and not ignored(name, patterns):
+            (context / name).parent.mkdir(parents=True, exist_ok=True)
+            (context / name).write_bytes((ROOT / name).read_bytes())
+    return build_wheel(context, tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="module")
+def image_site(image_wheel: zipfile.ZipFile, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site directory holding what the image's venv holds: requirements-runtime.lock's packages (linked from
+    this venv, where requirements.lock installed them at the same pins) and the ingestor's wheel."""
+    site = tmp_path_factory.mktemp("site")
+    for name in parse_lock(RUNTIME_LOCK.read_text(encoding="utf-8")):
+        dist = importlib.metadata.distribution(name)
+        for file in dist.files or ():
+            if file.parts[0] == ".." or file.suffix == ".pyc":
+                continue  # scripts outside site-packages, and bytecode
+            target = site / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(Path(str(dist.locate_file(file))).resolve())
+    image_wheel.extractall(site)
+    return site
+
+
+def in_image(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Python with only the image's packages: -S keeps this venv's site-packages off the path."""
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    return subprocess.run([sys.executable, "-S", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def modules_of(wheel: zipfile.ZipFile) -> dict[str, str]:
+    """Dotted module name -> source, for every Python file of a wheel."""
+    return {
+        name.removesuffix(".py").removesuffix("/__init__").replace("/", "."): wheel.read(name).decode()
+        for name in wheel.namelist()
+        if name.endswith(".py")
+    }
+
+
+def imported_distributions(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Distribution -> modules importing it, for every absolute import of these sources outside the standard
+    library, each resolved in this venv to the distribution whose files hold it."""
+    owners = {
+        Path(str(dist.locate_file(file))).resolve(): canonicalize_name(dist.metadata["Name"])
+        for dist in importlib.metadata.distributions()
+        for file in dist.files or ()
+        if file.suffix == ".py"
+    }
+    found: dict[str, set[str]] = {}
+    for module, source in sources.items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.partition(".")[0]
+                if top in sys.stdlib_module_names:
+                    continue
+                spec = importlib.util.find_spec(name) if top not in FIRST_PARTY else None
+                owner = FIRST_PARTY.get(top) or (spec and spec.origin and owners.get(Path(spec.origin).resolve()))
+                assert owner, f"{module} imports {name}, which no installed distribution holds"
+                found.setdefault(owner, set()).add(module)
+    return found
+
+
+def test_the_image_holds_the_schemas_and_none_of_the_tools(image_wheel: zipfile.ZipFile) -> None:
+    names = set(image_wheel.namelist())
+    assert {f"ingestor/schemas/{t}.json" for t in load_schemas()} <= names
+    assert "ingestor/kql_analyzer/package-lock.json" in names  # provision --check-queries
+    tools = [n for n in names if n.startswith(("ingestor_tools/", "ingestor/emulator/", "ingestor/generate/"))]
+    assert tools == []
+    assert not [n for n in names if "samples" in n or "node_modules" in n]
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "ingestor.commands" not in image_wheel.read(entry_points).decode()
+
+
+def test_the_runtime_declares_exactly_what_it_imports(image_wheel: zipfile.ZipFile) -> None:
+    imported = imported_distributions(modules_of(image_wheel))
+    imported.pop("defender-ingestor")
+    assert set(imported) == declared(ROOT / "pyproject.toml"), imported
+    assert "cryptography" not in declared(ROOT / "pyproject.toml")
+
+
+def test_the_tools_declare_exactly_what_they_import(tmp_path: Path) -> None:
+    wheel = build_wheel(TOOLS, tmp_path)
+    names = set(wheel.namelist())
+    assert {f"ingestor_tools/samples/{t}.json" for t in load_schemas()} <= names
+    imported = imported_distributions(modules_of(wheel))
+    imported.pop("defender-ingestor-tools")
+    assert set(imported) == declared(TOOLS / "pyproject.toml"), imported
+
+
+CHECKED_CONFIG = """
+source: {type: kafka, bootstrap_servers: ["127.0.0.1:9092"], topics: [defender], group_id: g}
+sink:
+  type: logs_ingestion
+  endpoint: https://dce.example.ingest.monitor.azure.com
+  rule_id: dcr-00000000000000000000000000000000
+  credential: {type: default}
+dead_letter: {path: /var/lib/ingestor/dead-letter}
+"""
+IMPORT_ALL = """
+import importlib, pkgutil, sys
+import ingestor
+names = [m.name for m in pkgutil.walk_packages(ingestor.__path__, "ingestor.") if not m.name.endswith("__main__")]
+for name in names:
+    importlib.import_module(name)
+try:
+    import ingestor_tools
+except ModuleNotFoundError:
+    print(len(names), "modules")
+else:
+    sys.exit("ingestor_tools is importable from " + ingestor_tools.__file__)
+"""
+
+
+def test_every_runtime_module_imports_with_the_image_packages_alone(image_site: Path) -> None:
+    done = in_image(image_site, "-c", IMPORT_ALL)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[0]) > 30
+
+
+def listed_commands(usage: str) -> list[str]:
+    """The commands `ingestor --help` lists, in order."""
+    return re.findall(r"(?m)^    ([a-z][a-z-]*)\b", usage)
+
+
+def test_the_image_commands_are_the_runtime_ones(image_site: Path, tmp_path: Path) -> None:
+    usage = in_image(image_site, "-m", "ingestor", "--help")
+    assert usage.returncode == 0, usage.stderr
+    assert listed_commands(usage.stdout) == ["run", "check-config", "replay", "provision"]
+    beside_the_tools = subprocess.run([sys.executable, "-m", "ingestor", "--help"], capture_output=True, text=True)
+    assert listed_commands(beside_the_tools.stdout)[4:] == ["emulator", "generate"]
+    for tool in ("emulator", "generate"):
+        refused = in_image(image_site, "-m", "ingestor", tool, "--help")
+        assert refused.returncode == 2
+        assert "defender-ingestor-tools" in refused.stderr and "make install" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    config = tmp_path / "ingestor.yaml"
+    config.write_text(CHECKED_CONFIG, encoding="utf-8")
+    checked = in_image(image_site, "-m", "ingestor", "check-config", "--config", str(config))
+    assert checked.returncode == 0, checked.stderr
+    assert "dce.example" in checked.stdout

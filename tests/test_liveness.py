@@ -41,13 +41,13 @@ from test_source_contract import EventHubsRig, KafkaRig, traffic
 from ingestor.app import Ingestor
 from ingestor.cli import EXIT_TASK_DIED
 from ingestor.config import parse_config
-from ingestor.emulator import Emulator
 from ingestor.errors import MAX_DEATH_CHARS, TaskDied, describe
 from ingestor.flow import Flow
 from ingestor.health import HealthServer
 from ingestor.metrics import Metrics
 from ingestor.sinks.dead_letter import DeadLetterQueue
 from ingestor.sinks.delivery import Delivery
+from ingestor_tools.emulator import Emulator
 
 GRACE_SECS = 2.0
 DIES_AFTER_SECS = 4.0  # past Tansu's first join (half the 6 s session timeout): rows are flowing

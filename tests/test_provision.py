@@ -27,12 +27,12 @@ from test_retention import WORKED_EXAMPLE, config_doc
 from ingestor import provision
 from ingestor.config import parse_config
 from ingestor.errors import ConfigError
-from ingestor.generate import TrafficGenerator
 from ingestor.provision import template as provision_template
 from ingestor.provision.azure_rules import check_template
 from ingestor.provision.resolve import resolve_config
 from ingestor.provision.template import build_template, plan_rules
 from ingestor.tables import load_schemas
+from ingestor_tools.generate import TrafficGenerator
 
 SCHEMAS = load_schemas()
 TABLES, RULES = provision.TABLE_TYPE, provision.DCR_TYPE

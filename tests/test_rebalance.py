@@ -25,10 +25,10 @@ from realparts import TOKEN, emulator_sink, end_offsets, produce, unique_names
 import ingestor.app
 from ingestor.app import Ingestor
 from ingestor.config import parse_config
-from ingestor.emulator import Emulator
-from ingestor.generate import TrafficGenerator
 from ingestor.metrics import Metrics
 from ingestor.models import Partition, Position, Ticket
+from ingestor_tools.emulator import Emulator
+from ingestor_tools.generate import TrafficGenerator
 
 PARTITIONS = 4
 RECORDS = 20_000

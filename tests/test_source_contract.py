@@ -22,11 +22,11 @@ from realparts import TOKEN, committed_offsets, emulator_sink, produce, unique_n
 
 from ingestor.app import Ingestor, make_source
 from ingestor.config import parse_config
-from ingestor.emulator import Emulator
-from ingestor.generate import TrafficGenerator
 from ingestor.metrics import Metrics
 from ingestor.sinks.dead_letter import read_dead_letters
 from ingestor.sources.eventhubs import EventHubsSource
+from ingestor_tools.emulator import Emulator
+from ingestor_tools.generate import TrafficGenerator
 
 PARTITIONS = 4
 NAMESPACE, HUB, GROUP = "contract.servicebus.windows.net", "defender", "$Default"

@@ -27,11 +27,11 @@ from test_source_contract import traffic
 
 from ingestor.app import Ingestor
 from ingestor.config import parse_config
-from ingestor.emulator import Emulator
 from ingestor.identity import CHECKPOINT_STORE, EVENT_HUBS, SourceCredentials
 from ingestor.metrics import Metrics
 from ingestor.sources.eventhubs import EventHubsSource, checkpoint_store
 from ingestor.sources.kafka import consumer_settings
+from ingestor_tools.emulator import Emulator
 
 RETRY_SECS = 0.2
 NAMESPACE = "defender-test.servicebus.windows.net"

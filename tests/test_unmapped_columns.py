@@ -24,15 +24,15 @@ from test_retention import config_doc
 from ingestor import provision
 from ingestor.commit import OffsetTracker
 from ingestor.config import Config, load_config, parse_config
-from ingestor.emulator import Emulator
-from ingestor.emulator.dcr import default_dcr, template_dcrs
 from ingestor.flow import Flow
-from ingestor.generate import TrafficGenerator
 from ingestor.metrics import Metrics
 from ingestor.models import Message, Position
 from ingestor.pipeline.decode import INVALID_NAME, MAX_UNKNOWN_COLUMN_LABELS, MessageDecoder
 from ingestor.sinks.dead_letter import read_dead_letters
 from ingestor.tables import MAX_COLUMNS_PER_TABLE, UNMAPPED_COLUMNS, load_schemas, with_extra_columns
+from ingestor_tools.emulator import Emulator
+from ingestor_tools.emulator.dcr import default_dcr, template_dcrs
+from ingestor_tools.generate import TrafficGenerator
 
 # Promoted columns of several types, and an Auxiliary class for DeviceNetworkEvents (dynamic columns as text).
 EXTRA = {

@@ -1,6 +1,6 @@
 """Seeded, deterministic synthetic Defender Streaming API records and message bodies, with a `Manifest`.
 
-Record shapes come from the captured samples in `ingestor/samples/`, column types from `ingestor.tables`.
+Record shapes come from the captured samples in `ingestor_tools/samples/`, column types from `ingestor.tables`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,21 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
-from ingestor.generate import pools
-from ingestor.generate.builders import CHILD_COLUMNS, INITIATING, TableBuilders
-from ingestor.generate.manifest import ENVELOPES, INVALID_KINDS, MAX_MESSAGE_BYTES, Envelope, InvalidKind, Manifest
-from ingestor.generate.world import TICKS, Device, Proc
 from ingestor.tables import TableSchema, load_schemas
+from ingestor_tools import SAMPLES_DIR
+from ingestor_tools.generate import pools
+from ingestor_tools.generate.builders import CHILD_COLUMNS, INITIATING, TableBuilders
+from ingestor_tools.generate.manifest import (
+    ENVELOPES,
+    INVALID_KINDS,
+    MAX_MESSAGE_BYTES,
+    Envelope,
+    InvalidKind,
+    Manifest,
+)
+from ingestor_tools.generate.world import TICKS, Device, Proc
 
 # Relative weights for a realistic tenant: network, file, image-load, registry and process events dominate;
 # device inventory (DeviceInfo, DeviceNetworkInfo) and certificate info are rare.
@@ -36,12 +43,10 @@ DEFAULT_MIX: dict[str, float] = {
 
 
 def load_samples() -> dict[str, dict[str, Any]]:
-    """The captured record for each table, from `ingestor/samples/<Table>.json`."""
-    root = resources.files("ingestor") / "samples"
-    out: dict[str, dict[str, Any]] = {}
-    for table in load_schemas():
-        out[table] = json.loads((root / f"{table}.json").read_text(encoding="utf-8"))[0]
-    return out
+    """The captured record for each table, from `ingestor_tools/samples/<Table>.json`."""
+    return {
+        table: json.loads((SAMPLES_DIR / f"{table}.json").read_text(encoding="utf-8"))[0] for table in load_schemas()
+    }
 
 
 def is_json_text(value: object) -> bool:

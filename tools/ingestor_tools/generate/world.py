@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ingestor.generate import pools
-from ingestor.generate.pools import Image
+from ingestor_tools.generate import pools
+from ingestor_tools.generate.pools import Image
 
 TICKS = 10_000_000  # 100 ns ticks per second
 DOTNET_EPOCH_TICKS = 621_355_968_000_000_000  # .NET DateTime ticks at 1970-01-01T00:00:00Z

@@ -2,8 +2,8 @@
 file and Kafka writers, and the `ingestor generate` command (`run(argv)`), with a manifest of what was made.
 """
 
-from ingestor.generate.cli import run
-from ingestor.generate.manifest import (
+from ingestor_tools.generate.cli import run
+from ingestor_tools.generate.manifest import (
     ENVELOPES,
     INVALID_KINDS,
     MAX_MESSAGE_BYTES,
@@ -11,8 +11,8 @@ from ingestor.generate.manifest import (
     InvalidKind,
     Manifest,
 )
-from ingestor.generate.sinks import ensure_topic, produce_kafka, write_file
-from ingestor.generate.traffic import DEFAULT_MIX, TrafficGenerator
+from ingestor_tools.generate.sinks import ensure_topic, produce_kafka, write_file
+from ingestor_tools.generate.traffic import DEFAULT_MIX, TrafficGenerator
 
 __all__ = [
     "DEFAULT_MIX",

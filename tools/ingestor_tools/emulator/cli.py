@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingestor.emulator.dcr import DEFAULT_RULE_ID, DcrDefinition, default_dcr, deployment_outputs, template_dcrs
-from ingestor.emulator.faults import Faults
-from ingestor.emulator.server import Emulator
+from ingestor_tools.emulator.dcr import DEFAULT_RULE_ID, DcrDefinition, default_dcr, deployment_outputs, template_dcrs
+from ingestor_tools.emulator.faults import Faults
+from ingestor_tools.emulator.server import Emulator
 
 TOKEN_ENV = "INGESTOR_EMULATOR_TOKEN"  # noqa: S105 - a variable name, not a secret
 READY_FILE = "emulator.json"

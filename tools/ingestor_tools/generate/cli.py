@@ -12,10 +12,10 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from ingestor.generate.manifest import ENVELOPES, INVALID_KINDS
-from ingestor.generate.sinks import produce_kafka, write_file
-from ingestor.generate.traffic import DEFAULT_MIX, TrafficGenerator
 from ingestor.tables import load_schemas
+from ingestor_tools.generate.manifest import ENVELOPES, INVALID_KINDS
+from ingestor_tools.generate.sinks import produce_kafka, write_file
+from ingestor_tools.generate.traffic import DEFAULT_MIX, TrafficGenerator
 
 
 def parse_mix(text: str) -> dict[str, float]:

@@ -20,10 +20,10 @@ from typing import Any, Literal
 import msgspec
 from aiohttp import web
 
-from ingestor.emulator.certs import CERT_FILE, ensure_certificate, server_ssl_context
-from ingestor.emulator.dcr import DEFAULT_RULE_ID, DcrDefinition, default_dcr
-from ingestor.emulator.faults import DROP, FaultInjector, Faults
-from ingestor.emulator.payload import (
+from ingestor_tools.emulator.certs import CERT_FILE, ensure_certificate, server_ssl_context
+from ingestor_tools.emulator.dcr import DEFAULT_RULE_ID, DcrDefinition, default_dcr
+from ingestor_tools.emulator.faults import DROP, FaultInjector, Faults
+from ingestor_tools.emulator.payload import (
     MAX_BODY_BYTES,
     ApiError,
     check_auxiliary_rows,
@@ -33,7 +33,7 @@ from ingestor.emulator.payload import (
     decode_rows,
     decompress,
 )
-from ingestor.emulator.store import RequestRecord, Store
+from ingestor_tools.emulator.store import RequestRecord, Store
 
 Mode = Literal["store", "count"]
 DB_FILE = "emulator.db"

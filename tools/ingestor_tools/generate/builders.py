@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingestor.generate import pools
-from ingestor.generate.world import DOTNET_EPOCH_TICKS, TICKS, Device, Proc, World
+from ingestor_tools.generate import pools
+from ingestor_tools.generate.world import DOTNET_EPOCH_TICKS, TICKS, Device, Proc, World
 
 INITIATING = "InitiatingProcess"
 # Initiating-process column -> the same fact about the created process in DeviceProcessEvents.
