@@ -1,4 +1,5 @@
-"""Configuration: one YAML file, every key overridable by `INGESTOR_<SECTION>__<KEY>` environment variables.
+"""Configuration: one YAML file, its keys overridable by `INGESTOR_<SECTION>__<KEY>` environment variables (names
+are lowercased: a mapping keyed by table names, and a list, is set as a whole).
 
 `load_config()` validates everything before any client is built and raises ConfigError whose lines name the
 key and the fix. Secrets are `Secret` (a `SecretStr`) and print masked in `masked()`; `secret_paths()` derives

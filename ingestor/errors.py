@@ -12,9 +12,11 @@ IngestorError
 +-- sinks.dead_letter.DeadLetterFull   the file dead letter holds max_total_bytes; also an OSError, so that it is
                          handled as any failed write
 
-Outside the tree: ValueError for an argument no caller may pass (and, in the tools package, the emulator's ApiError).
-Bad input raises nothing: it becomes dead-letter entries (ingestor.pipeline.decode). This module imports nothing
-of the project, so that every module may import it.
+Outside the tree: ValueError for an argument no caller may pass, and RuntimeError from `sources.eventhubs` when the
+SDK's receive loop ends without an error (the source task dies of it: TaskDied). The tools package's errors stay
+outside too (the emulator's ApiError, and its and the generator's RuntimeError and ValueError). Bad input raises
+nothing: it becomes dead-letter entries (ingestor.pipeline.decode). This module imports nothing of the project, so
+that every module may import it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Flow: decode -> batch -> deliver, with the dead letter, for messages from any source.
 
-`ingestor run` feeds it Kafka messages and commits what it settles; `ingestor replay` feeds it files. A message
+`ingestor run` feeds it its source's messages and commits what it settles; `ingestor replay` feeds it files. A message
 is tracked by a Ticket that settles once every row taken from it landed (204) or is durable in the dead letter.
 """
 

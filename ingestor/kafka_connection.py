@@ -16,7 +16,8 @@ from ingestor.config import KafkaSourceConfig
 from ingestor.identity import EVENT_HUBS, SourceCredentials, WatchedCredential
 
 # Microsoft's recommended connection settings for the Event Hubs Kafka endpoint: the service drops idle
-# connections after 240 s, and requests need more than 20 s (azure-apis.md section 4).
+# connections after 240 s, and requests need more than 20 s (learn.microsoft.com/azure/event-hubs/
+# apache-kafka-configurations).
 EVENT_HUBS_CONNECTION_SETTINGS: dict[str, Any] = {
     "metadata_max_age_ms": 180_000,
     "connections_max_idle_ms": 180_000,

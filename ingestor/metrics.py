@@ -1,8 +1,9 @@
 """Every Prometheus metric the ingestor exports, on an injectable registry.
 
-Labels are bounded: table, destination (table name), reason, status class, topic and partition come from the
-configuration and the code; the two taken from input, `category` and `column`, are capped where they are made
-(`ingestor.bounds`, `pipeline.decode`). Stages update metrics once per batch, never per event.
+Labels are bounded: table, destination (table name), retention tag, reason, status class, outcome, topic and
+partition come from the configuration and the code; the two taken from input, `category` and `column`, are capped
+where they are made (`ingestor.bounds`, `pipeline.decode`). The hot path (decoding, delivery) updates metrics once
+per batch, never per event.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class Metrics:
         )
         self.ack_latency = Histogram(
             "ingestor_ack_latency_seconds",
-            "From a message's Kafka timestamp (or its reading) to its last row landing or being dead-lettered",
+            "From a message's Kafka timestamp or Event Hubs enqueued time (or its reading) to its last row landing "
+            "or being dead-lettered",
             ["destination"],
             buckets=ACK_BUCKETS,
             registry=r,
@@ -151,7 +153,7 @@ class Metrics:
             "0 while an Entra ID credential of the source (Event Hubs, checkpoint store) gives no token",
             registry=r,
         )
-        self.ready = Gauge("ingestor_ready", "1 when partitions are assigned and the sink authorized", registry=r)
+        self.ready = Gauge("ingestor_ready", "1 when /readyz answers 200 (otherwise it says why)", registry=r)
         self.sink_authorized.set(1)
         self.source_authorized.set(1)
 

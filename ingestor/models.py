@@ -1,7 +1,9 @@
-"""Data that crosses stage boundaries: source positions, raw messages, delivery tickets, rejected records.
+"""Data that crosses stage boundaries: source positions, raw messages, delivery tickets, rejected records,
+destinations and batches.
 
-Plain slotted classes, no behaviour beyond bookkeeping; the stages share them from here. One stage reaches into
-another: delivery (`sinks.delivery`) puts the rows that a trim leaves over back into their batcher (`pipeline.batch`).
+Plain slotted classes, no behaviour beyond bookkeeping; the stages share them from here. The sinks also reach into
+the pipeline: delivery (`sinks.delivery`) gzips with `pipeline.compress` and puts the rows that a trim leaves over
+back into their batcher (`pipeline.batch`); the dead letter takes its zlib backend from `pipeline.compress`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class Ticket:
     """
 
     position: Position
-    # Wall-clock seconds the message was produced (its Kafka timestamp), or read when it has none.
+    # Wall-clock seconds the message was produced (its Kafka timestamp or Event Hubs enqueued time), or read when it
+    # has none.
     created_at: float
     pending: int = 0
     sealed: bool = False

@@ -1,8 +1,10 @@
 """`ingestor replay`: dead-letter files or Storage-export files back through the pipeline, with progress.
 
-A dead-letter entry of a record goes through decoding again; an entry of a row the service refused goes straight
-to its table's batcher. Storage-export files (`PT1H.json`, one record per line, gzip or not) are read in chunks
-of lines. What still fails is written to a new dead-letter file; the exit code is 0 only if everything landed.
+A dead-letter entry of a record goes through decoding again; an entry of a row the sink refused
+(`rejected_by_service`, `oversized_row`) goes straight to its table's batcher; an entry that holds only a bounded
+copy of its record goes back to the dead letter as it is. Storage-export files (`PT1H.json`, one record per line,
+gzip or not) are read in chunks of lines. What still fails is written to a new dead-letter file; the exit code is 0
+only if everything landed.
 """
 
 from __future__ import annotations
@@ -74,7 +76,11 @@ def storage_export_messages(path: Path) -> Iterator[Message]:
 
 
 class Progress:
-    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+    """A one-line progress bar on stderr, redrawn at most ten times a second.
+
+    Twenty lines rather than tqdm or rich: a bar drawn only on a terminal, by a command run by hand, does not
+    justify a dependency in every image.
+    """
 
     def __init__(self, total_bytes: int, *, enabled: bool) -> None:
         self.total = max(total_bytes, 1)

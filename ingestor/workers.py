@@ -2,7 +2,7 @@
 
 Each worker is a full `ingestor run` with its own event loop and partitions (a process per core, past the GIL),
 serving metrics on `metrics.port + index`. SIGTERM/SIGINT go to every worker; if one exits on its own, the
-others are stopped too and its exit code is returned, so the pod restarts as a whole.
+others are stopped too and its exit code is returned (1 if that was 0), so the pod restarts as a whole.
 """
 
 from __future__ import annotations

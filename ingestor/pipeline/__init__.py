@@ -1,1 +1,3 @@
-"""Stages between source and sink: decode + validate + shape (decode.py), batch (batch.py), gzip (compress.py)."""
+"""Stages between source and sink: decode + validate + shape (decode.py, on the typed row codecs of codec.py),
+batch (batch.py), gzip (compress.py).
+"""

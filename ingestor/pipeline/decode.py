@@ -13,7 +13,7 @@ goes (dynamic and unknown columns) and is `invalid_value` in a typed column.
 The invariant, enforced by `MessageDecoder.decode`: whatever bytes arrive, decoding returns; it never raises. A
 message over `max_message_bytes` and a record over `max_record_bytes` are refused before they are parsed (the dead
 letter keeps a bounded copy). Anything keyed by input (learned columns, label values, first sightings) is capped
-(`ingestor.bounds`).
+(`ingestor.bounds`; learned columns by `codec.MAX_LEARNED_COLUMNS`).
 
 Columns in no schema (Defender adds columns over time; the schemas given may hold columns the configuration
 promoted) are counted per table and column under bounded labels and, by `unknown_columns`:

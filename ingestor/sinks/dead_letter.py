@@ -1,9 +1,10 @@
 """Dead letter: records that cannot be delivered, with the reason, in rotated gzip JSON-lines files (default)
 or a Kafka topic.
 
-Each entry holds the raw record, table, reason code, detail, source position and time; nothing else, so no
-secret can reach it. A record's ticket settles only once its entry is durable (fsynced, or acknowledged by the
-brokers), so a committed offset never covers a record that is neither landed nor here.
+Each entry holds the raw record (or a bounded copy and the original's length), table, reason code, detail, source
+position and time; nothing else, so no secret can reach it. A record's ticket settles only once its entry is
+durable (fsynced, or acknowledged by the brokers), so a committed offset never covers a record that is neither
+landed nor here.
 """
 
 from __future__ import annotations

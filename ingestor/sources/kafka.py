@@ -21,7 +21,8 @@ from ingestor.sources import PartitionCallback
 
 log = logging.getLogger(__name__)
 
-# Microsoft's recommended consumer settings for the Event Hubs Kafka endpoint (azure-apis.md section 4).
+# Microsoft's recommended consumer settings for the Event Hubs Kafka endpoint
+# (learn.microsoft.com/azure/event-hubs/apache-kafka-configurations).
 EVENT_HUBS_CONSUMER_SETTINGS: dict[str, Any] = {"heartbeat_interval_ms": 3_000, "max_poll_interval_ms": 300_000}
 
 

@@ -1,5 +1,6 @@
-"""SQLite record of what the emulator received: accepted rows as compact JSON in `rows`, every POST in
-`requests`, one transaction per request, in WAL mode so others can read the file while it is written.
+"""SQLite record of what the emulator received: accepted rows as compact JSON in `rows` (store mode; count mode
+keeps none), every POST in `requests`, one transaction per request, in WAL mode so others can read the file while
+it is written.
 """
 
 from __future__ import annotations

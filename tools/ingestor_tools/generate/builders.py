@@ -1,6 +1,7 @@
 """Per-table record builders: fill one record's properties from the world's devices, processes and pools.
 
-Each `_b_<table>` method sets the columns whose values vary; the rest come from the captured sample template.
+Each `_b_*` method (one per table) sets the columns whose values vary; the rest come from the captured sample
+template.
 """
 
 from __future__ import annotations

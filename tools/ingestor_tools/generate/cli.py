@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--start-time", type=parse_time, help="ISO-8601 time of the first event (default: now)")
     parser.add_argument("--out", help="write bodies to this file, one per line")
-    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka / Event Hubs bootstrap servers")
+    parser.add_argument(
+        "--bootstrap-servers", metavar="HOST:PORT", help="Kafka bootstrap servers (plaintext, no authentication)"
+    )
     parser.add_argument("--topic", help="topic to produce to (with --bootstrap-servers)")
     parser.add_argument("--partitions", type=positive, help="partitions when the topic must be created")
     parser.add_argument("--manifest", help="write the manifest (what was generated) as JSON to this file")

@@ -1,6 +1,6 @@
 """Static vocabulary for the synthetic traffic generator: process images, files, URLs, registry, signers.
 
-Pure data; `traffic.py` expands the `{placeholder}` templates with a seeded RNG when it builds its pools.
+Pure data; `world.World` expands the `{placeholder}` templates with its seeded RNG when it builds its pools.
 """
 
 from __future__ import annotations

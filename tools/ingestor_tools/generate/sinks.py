@@ -1,6 +1,7 @@
-"""Where generated message bodies go: a file (one body per line) or a Kafka / Event Hubs topic.
+"""Where generated message bodies go: a file (one body per line) or a topic on a Kafka broker.
 
-`produce_kafka` creates the topic if needed and spreads bodies round-robin over its partitions.
+`produce_kafka` creates the topic if needed and spreads bodies round-robin over its partitions. It connects in
+plaintext without authentication (a local broker): no TLS or SASL, so not to Event Hubs.
 """
 
 from __future__ import annotations
