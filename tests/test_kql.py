@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from test_retention import config_doc
 
-import ingestor
 from ingestor.config import parse_config
 from ingestor.errors import IngestorError
 from ingestor.kql import (
@@ -27,9 +26,10 @@ from ingestor.kql import (
 )
 from ingestor.provision.template import build_template
 from ingestor.tables import load_schemas
+from ingestor_tools import SAMPLES_DIR
 
 SCHEMAS = load_schemas()
-SAMPLES = Path(ingestor.__file__).parent / "samples"
+
 KNOWN_COLUMN = "does not refer to any known column"
 
 # A: AdditionalFields is dynamic (an Analytics table); B: the same column as a string (an Auxiliary table).
@@ -128,7 +128,7 @@ def test_default_template_has_a_function_per_table_with_every_native_column(anal
 def test_native_tables_hold_every_sample_record_column(analyzer: Analyzer) -> None:
     native = native_database()
     queries = []
-    for path in sorted(SAMPLES.glob("*.json")):
+    for path in sorted(SAMPLES_DIR.glob("*.json")):
         for record in json.loads(path.read_text(encoding="utf-8")):
             table = record["category"].removeprefix("AdvancedHunting-")
             columns = dict(native.tables[table])
