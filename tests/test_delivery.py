@@ -11,7 +11,6 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,8 @@ TABLE = "DeviceRegistryEvents"
 
 
 @pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    async with Emulator(tmp_path / "emulator", token=TOKEN) as emu:
-        yield emu
+def emulator_token() -> str:
+    return TOKEN
 
 
 class Rig:

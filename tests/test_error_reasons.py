@@ -17,7 +17,7 @@ import json
 import logging
 import pkgutil
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,9 +280,8 @@ WRONG = "wrong-token-SECRET"
 
 
 @pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    async with Emulator(tmp_path / "emulator", token=TOKEN) as emu:
-        yield emu
+def emulator_token() -> str:
+    return TOKEN
 
 
 def sink_for(

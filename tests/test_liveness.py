@@ -15,7 +15,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from aiokafka.errors import IllegalStateError
 from azure.eventhub.exceptions import ConnectionLostError
 from eventhubs_sdk import ReplayClient
 from realparts import (
-    TOKEN,
     EmulatorProcess,
     emulator_sink,
     http_get,
@@ -97,12 +96,6 @@ class Probed:
             await stop(server)
 
         monkeypatch.setattr(HealthServer, "stop", probing_stop)
-
-
-@pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    async with Emulator(tmp_path / "emulator", token=TOKEN) as emu:
-        yield emu
 
 
 def config_for(rig: KafkaRig | EventHubsRig, emulator: Emulator, tmp: Path) -> Any:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from fakes import MovingSource
-from realparts import TOKEN, emulator_sink, end_offsets, produce, unique_names
+from realparts import emulator_sink, end_offsets, produce, unique_names
 
 import ingestor.app
 from ingestor.app import Ingestor
@@ -32,12 +32,6 @@ from ingestor_tools.generate import TrafficGenerator
 
 PARTITIONS = 4
 RECORDS = 20_000
-
-
-@pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    async with Emulator(tmp_path / "emulator", token=TOKEN) as emu:
-        yield emu
 
 
 class Audit:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 from azure.storage.blob.aio import BlobServiceClient
 from eventhubs_sdk import ReplayClient
-from realparts import TOKEN, committed_offsets, emulator_sink, produce, unique_names
+from realparts import committed_offsets, emulator_sink, produce, unique_names
 
 from ingestor.app import Ingestor, make_source
 from ingestor.config import parse_config
@@ -137,12 +137,6 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         yield made
     finally:
         await made.close()
-
-
-@pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    async with Emulator(tmp_path / "emulator", token=TOKEN) as emu:
-        yield emu
 
 
 class Running:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from azure.identity import CredentialUnavailableError
 from azure.storage.blob.aio import BlobServiceClient
 from credentials import FailingCredential
 from eventhubs_sdk import ReplayClient
-from realparts import TOKEN, AzuriteProcess, emulator_sink, wait_for
+from realparts import AzuriteProcess, emulator_sink, wait_for
 from test_source_contract import traffic
 
 from ingestor.app import Ingestor
@@ -42,12 +41,6 @@ ERRORS = [
     ClientAuthenticationError("AADSTS700213: No matching federated identity record found for presented assertion"),
 ]
 IDS = ["unavailable", "refused"]
-
-
-@pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    async with Emulator(tmp_path / "emulator", token=TOKEN) as emu:
-        yield emu
 
 
 def failing_default_credential(
