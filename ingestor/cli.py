@@ -37,6 +37,10 @@ def _added_commands() -> dict[str, EntryPoint]:
     return {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
 
 
+def _origin(point: EntryPoint) -> str:
+    return point.dist.name if point.dist else point.module
+
+
 def _parser(added: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ingestor", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ingestor {__version__}")
@@ -59,8 +63,7 @@ def _parser(added: dict[str, EntryPoint]) -> argparse.ArgumentParser:
 
     add_provision_arguments(provision)
     for name, point in sorted(added.items()):
-        origin = point.dist.name if point.dist else point.module
-        commands.add_parser(name, help=f"from {origin} (see `ingestor {name} --help`)", add_help=False)
+        commands.add_parser(name, help=f"from {_origin(point)} (see `ingestor {name} --help`)", add_help=False)
     return parser
 
 
@@ -68,7 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     added = _added_commands()
     if args_list and args_list[0] in added:
-        return int(added[args_list[0]].load()(args_list[1:]))
+        point = added[args_list[0]]
+        try:
+            command = point.load()
+        except (ImportError, AttributeError) as exc:  # its package is gone or broken, its metadata still there
+            print(
+                f"ingestor: `{point.name}` of {_origin(point)} cannot be loaded ({exc}); reinstall it", file=sys.stderr
+            )
+            return EXIT_CONFIG
+        return int(command(args_list[1:]))
     if args_list and args_list[0] in TOOLS:
         print(
             f"ingestor: `{args_list[0]}` is a development tool of the defender-ingestor-tools package, which this "

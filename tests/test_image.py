@@ -568,9 +568,9 @@ def image_site(image_wheel: zipfile.ZipFile, tmp_path_factory: pytest.TempPathFa
     return site
 
 
-def in_image(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Python with only the image's packages: -S keeps this venv's site-packages off the path."""
-    env = {**os.environ, "PYTHONPATH": str(site)}
+def in_image(site: Path, *args: str, before: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Python with only the image's packages (and `before`'s): -S keeps this venv's site-packages off the path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (before, site) if p)}
     return subprocess.run([sys.executable, "-S", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -690,3 +690,17 @@ def test_the_image_commands_are_the_runtime_ones(image_site: Path, tmp_path: Pat
     checked = in_image(image_site, "-m", "ingestor", "check-config", "--config", str(config))
     assert checked.returncode == 0, checked.stderr
     assert "dce.example" in checked.stdout
+
+
+def test_a_command_whose_package_is_gone_is_named(image_site: Path, tmp_path: Path) -> None:
+    """Metadata left behind by a half-removed tools package: its entry point names a module that is not there."""
+    info = tmp_path / "defender_ingestor_tools-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: defender-ingestor-tools\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[ingestor.commands]\nemulator = ingestor_tools.emulator:run\n")
+    usage = in_image(image_site, "-m", "ingestor", "--help", before=tmp_path)
+    assert listed_commands(usage.stdout)[4:] == ["emulator"]
+    broken = in_image(image_site, "-m", "ingestor", "emulator", "--help", before=tmp_path)
+    assert broken.returncode == 2
+    assert "`emulator` of defender-ingestor-tools cannot be loaded" in broken.stderr
+    assert "ingestor_tools" in broken.stderr and "Traceback" not in broken.stderr
