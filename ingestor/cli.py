@@ -27,14 +27,15 @@ from ingestor.logs import setup_logging
 log = logging.getLogger("ingestor")
 EXIT_CONFIG = 2
 EXIT_TASK_DIED = 3
-# Entry points of this group name a `run(argv) -> int` that parses its own options.
+# Entry points of this group name a `run(argv) -> int` that parses its own options; they cannot replace these.
 COMMANDS_GROUP = "ingestor.commands"
+BUILT_IN = {"run", "check-config", "replay", "provision"}
 # The development tools' commands, named when they are asked for but not installed.
 TOOLS = {"emulator", "generate"}
 
 
 def _added_commands() -> dict[str, EntryPoint]:
-    return {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
+    return {point.name: point for point in entry_points(group=COMMANDS_GROUP) if point.name not in BUILT_IN}
 
 
 def _origin(point: EntryPoint) -> str:

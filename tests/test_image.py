@@ -693,13 +693,20 @@ def test_the_image_commands_are_the_runtime_ones(image_site: Path, tmp_path: Pat
 
 
 def test_a_command_whose_package_is_gone_is_named(image_site: Path, tmp_path: Path) -> None:
-    """Metadata left behind by a half-removed tools package: its entry point names a module that is not there."""
+    """Metadata left behind by a half-removed tools package: its entry point names a module that is not there.
+    A command named like a built-in one does not replace it."""
     info = tmp_path / "defender_ingestor_tools-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: defender-ingestor-tools\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[ingestor.commands]\nemulator = ingestor_tools.emulator:run\n")
+    (info / "entry_points.txt").write_text(
+        "[ingestor.commands]\nemulator = ingestor_tools.emulator:run\nrun = ingestor_tools.emulator:run\n"
+    )
     usage = in_image(image_site, "-m", "ingestor", "--help", before=tmp_path)
-    assert listed_commands(usage.stdout)[4:] == ["emulator"]
+    assert listed_commands(usage.stdout) == ["run", "check-config", "replay", "provision", "emulator"]
+    not_replaced = in_image(
+        image_site, "-m", "ingestor", "run", "--config", str(tmp_path / "none.yaml"), before=tmp_path
+    )
+    assert not_replaced.returncode == 2 and "cannot read" in not_replaced.stderr, not_replaced.stderr
     broken = in_image(image_site, "-m", "ingestor", "emulator", "--help", before=tmp_path)
     assert broken.returncode == 2
     assert "`emulator` of defender-ingestor-tools cannot be loaded" in broken.stderr
