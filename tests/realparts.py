@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -194,6 +195,10 @@ class EmulatorProcess:
     def counts(self) -> dict[str, int]:
         return dict(self.query("SELECT table_name, count(*) FROM rows GROUP BY table_name"))
 
+    def statuses(self) -> Counter[int]:
+        """HTTP status of every request answered, counted."""
+        return Counter(status for (status,) in self.query("SELECT status FROM requests"))
+
     def stop(self) -> None:
         self._process.send_signal(signal.SIGTERM)
         self._process.wait(timeout=30)
@@ -362,6 +367,18 @@ class IngestorProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+def run_until_committed(
+    tmp: Path, config: dict[str, Any], topic: str, per_partition: dict[int, int], *, timeout: float
+) -> Samples:
+    """`ingestor run` until every message of `topic` is committed, then SIGTERM (it must exit 0): its last metrics."""
+    ingestor = IngestorProcess(tmp, config)
+    try:
+        ingestor.wait_committed(topic, per_partition, timeout=timeout)
+        return ingestor.metrics()
+    finally:
+        assert ingestor.terminate() == 0
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

@@ -7,18 +7,17 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from realparts import (
-    IngestorProcess,
     ingestor_command,
     ingestor_config,
     produce,
     provisioned_emulator,
+    run_until_committed,
     unique_names,
     use_provisioned,
 )
@@ -318,13 +317,8 @@ def test_ingestor_writes_exactly_what_the_template_declares(kafka_bootstrap: str
         config = ingestor_config(tmp_path, kafka_bootstrap, emulator, topic=topic, group=group)
         use_provisioned(config, provisioned)
         assert config["sink"]["endpoint"] == emulator.endpoint
-        ingestor = IngestorProcess(tmp_path, config)
-        try:
-            ingestor.wait_committed(topic, per_partition, timeout=180)
-            samples = ingestor.metrics()
-        finally:
-            assert ingestor.terminate() == 0
-        statuses = Counter(status for (status,) in emulator.query("SELECT status FROM requests"))
+        samples = run_until_committed(tmp_path, config, topic, per_partition, timeout=180)
+        statuses = emulator.statuses()
         assert set(statuses) == {204}, statuses  # no stream, column, type or time-span refusal
         valid = sum(manifest.valid.values())
         landed = emulator.counts()

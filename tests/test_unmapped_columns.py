@@ -14,7 +14,15 @@ import msgspec
 import pytest
 import yaml
 from azure.core.exceptions import HttpResponseError
-from realparts import IngestorProcess, ingestor_config, produce, provisioned_emulator, unique_names, use_provisioned
+from realparts import (
+    ingestor_config,
+    metric_total,
+    produce,
+    provisioned_emulator,
+    run_until_committed,
+    unique_names,
+    use_provisioned,
+)
 from test_config import problems
 from test_decode import BY_TABLE, SAMPLES, SCHEMAS, envelope, rows_of, with_props
 from test_emulator import TOKEN, gzipped, make_client, upload
@@ -387,13 +395,8 @@ def test_kept_and_promoted_columns_land_through_a_provisioned_emulator(tmp_path:
         cfg = use_provisioned(
             ingestor_config(tmp_path, kafka_bootstrap, emulator, topic=topic, group=group), provisioned
         )
-        ingestor = IngestorProcess(tmp_path, cfg | sections)
-        try:
-            ingestor.wait_committed(topic, per_partition, timeout=120)
-            samples = ingestor.metrics()
-        finally:
-            assert ingestor.terminate() == 0
-        statuses = Counter(status for (status,) in emulator.query("SELECT status FROM requests"))
+        samples = run_until_committed(tmp_path, cfg | sections, topic, per_partition, timeout=120)
+        statuses = emulator.statuses()
         assert set(statuses) == {204}, statuses
         assert sum(emulator.counts().values()) == generator.manifest.valid_records
         found = 0
@@ -417,7 +420,7 @@ def test_kept_and_promoted_columns_land_through_a_provisioned_emulator(tmp_path:
         assert entry.reason == "invalid_type" and "ProcessRiskScore" in entry.detail
 
         def total(name: str, **labels: str) -> float:
-            return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+            return metric_total(samples, name, **labels)
 
         assert total("ingestor_unmapped_column_bytes_total") > 0
         assert total("ingestor_unknown_columns_total", column="NewColumn") == len(changed)
