@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# The ingestor's image, as the Helm chart runs it (docs/deployment.md). From the repository root:
-#   docker build --build-arg VERSION=$(git describe --tags --always) -t ghcr.io/defender-ingestor/ingestor:TAG .
+# The ingestor's image, as the Helm chart runs it (docs/deployment.md). No image is published: build it from the
+# repository root and push it to your registry:
+#   docker build --build-arg VERSION=$(git describe --tags --always) -t REGISTRY/defender-ingestor:TAG .
 # The base is pinned by tag; to pin its digest as well:
 #   --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest>
 # tests/test_image.py checks this file statically.
