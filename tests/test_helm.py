@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,8 +20,11 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
-from helmchart import CHART_DIR, RELEASE, ci_values, manifests, of_kind, render
+from helm_python import Chart
+from helmchart import CHART_DIR, NAMESPACE, RELEASE, ci_values, manifests, of_kind, render
 from realparts import ingestor_command
+
+from ingestor.config import Config
 
 SCENARIOS = {"default": {}, **ci_values()}
 KUBERNETES = kubernetes_validate.latest_version()
@@ -101,25 +105,41 @@ def test_strict_validation_catches_a_bad_manifest() -> None:
         kubernetes_validate.validate(deployment, KUBERNETES, strict=True)
 
 
-def container_env(deployment: dict[str, Any]) -> dict[str, str]:
-    """The container's environment as the pod would see it; values from Secrets become placeholders."""
+def container_env(deployment: dict[str, Any], secrets: dict[tuple[str, str], str] | None = None) -> dict[str, str]:
+    """The container's environment as the pod would see it: a `secretKeyRef` takes its value from `secrets`
+    (Secret name, key), or a placeholder when none is given; a `fieldRef` to the pod's name, its first ordinal."""
     env = {}
     for item in deployment["spec"]["template"]["spec"]["containers"][0].get("env", []):
-        env[item["name"]] = item.get("value", f"<{item['name']} from the cluster>")
+        source = item.get("valueFrom", {})
+        if "secretKeyRef" in source and secrets is not None:
+            ref = source["secretKeyRef"]
+            env[item["name"]] = secrets[(ref["name"], ref["key"])]
+        elif source.get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            env[item["name"]] = f"{deployment['metadata']['name']}-0"
+        else:
+            env[item["name"]] = item.get("value", f"<{item['name']} from the cluster>")
     return env
+
+
+def check_rendered_config(
+    objects: list[dict[str, Any]], directory: Path, secrets: dict[tuple[str, str], str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`ingestor check-config` on the rendered ConfigMap's configuration, with the rendered pod's environment."""
+    (configmap,) = [c for c in of_kind(objects, "ConfigMap") if "ingestor.yaml" in c["data"]]
+    (statefulset,) = of_kind(objects, "StatefulSet")
+    path = directory / "rendered-ingestor.yaml"
+    path.write_text(configmap["data"]["ingestor.yaml"])
+    environment = {"PATH": "/usr/bin:/bin", **container_env(statefulset, secrets)}
+    return subprocess.run(
+        ingestor_command("check-config", "--config", str(path)), capture_output=True, text=True, env=environment
+    )
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_configmap_configuration_passes_check_config(scenario: str, tmp_path: Path) -> None:
     objects = manifests(SCENARIOS[scenario])
-    (configmap,) = [c for c in of_kind(objects, "ConfigMap") if "ingestor.yaml" in c["data"]]
     (deployment,) = of_kind(objects, "StatefulSet")
-    path = tmp_path / "ingestor.yaml"
-    path.write_text(configmap["data"]["ingestor.yaml"])
-    environment = {"PATH": "/usr/bin:/bin", **container_env(deployment)}
-    done = subprocess.run(
-        ingestor_command("check-config", "--config", str(path)), capture_output=True, text=True, env=environment
-    )
+    done = check_rendered_config(objects, tmp_path)
     assert done.returncode == 0, done.stderr
     checked = yaml.safe_load(done.stdout)
     assert (
@@ -163,9 +183,20 @@ def test_pods_are_hardened_and_probed() -> None:
     assert container["args"] == ["run", "--config", "/etc/ingestor/ingestor.yaml"]
 
 
-def test_grace_period_must_exceed_the_drain_bound() -> None:
-    with pytest.raises(helm_python.HelmError, match="terminationGracePeriodSeconds 30 must exceed"):
-        render({"terminationGracePeriodSeconds": 30})
+@pytest.mark.parametrize("grace", [30, 60, 59.5])
+def test_the_drain_bound_must_stay_below_the_termination_grace_period(grace: float) -> None:
+    config = {**copy.deepcopy(VALUES["config"]), "shutdown_grace_secs": grace}
+    if grace < VALUES["terminationGracePeriodSeconds"]:
+        assert pod_spec({"config": config})["terminationGracePeriodSeconds"] == VALUES["terminationGracePeriodSeconds"]
+        with pytest.raises(helm_python.HelmError, match=f"config.shutdown_grace_secs {grace} is not below"):
+            render({"config": config, "terminationGracePeriodSeconds": int(grace)})
+        return
+    with pytest.raises(
+        helm_python.HelmError,
+        match=f"config.shutdown_grace_secs {grace} is not below terminationGracePeriodSeconds 60: Kubernetes would "
+        "kill a pod before it has flushed, uploaded and committed",
+    ):
+        render({"config": config})
 
 
 def test_replicas_never_exceed_partitions() -> None:
@@ -237,7 +268,6 @@ def test_values_schema_rejects_mistakes() -> None:
         {"autoscaling": {"mode": "vpa"}},
         {"replicaCount": "two"},
         {"unknownKey": 1},
-        {"config": {"metrics": {}}},
     ):
         with pytest.raises(helm_python.HelmError):
             render(bad)
@@ -287,3 +317,273 @@ def test_every_value_is_documented() -> None:
 
     assert undocumented(VALUES) == []
     assert len(documented) > 50
+
+
+# -- the chart takes any configuration; what it sets itself wins, with a NOTES line --------------------------
+
+
+def notes(values: dict[str, Any]) -> str:
+    return str(render_all(values)["ingestor/templates/NOTES.txt"])
+
+
+def render_all(values: dict[str, Any]) -> dict[str, str]:
+    rendered: dict[str, str] = Chart.load(CHART_DIR).render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return rendered
+
+
+def rendered_config(values: dict[str, Any]) -> dict[str, Any]:
+    (configmap,) = [c for c in of_kind(manifests(values), "ConfigMap") if "ingestor.yaml" in c["data"]]
+    config: dict[str, Any] = yaml.safe_load(configmap["data"]["ingestor.yaml"])
+    return config
+
+
+def note_lines(values: dict[str, Any]) -> list[str]:
+    return [line for line in notes(values).splitlines() if line.startswith("NOTE: ")]
+
+
+# Every section of the configuration, as `provision` would write it, with chart-set keys that differ.
+EVERY_SECTION: dict[str, Any] = {
+    "source": {
+        "type": "kafka",
+        "bootstrap_servers": ["contoso-defender.servicebus.windows.net:9093"],
+        "topics": ["defender"],
+        "group_id": "defender-ingestor",
+        "tls": True,
+        "auth": {"type": "entra"},
+        "commit_interval_secs": 2.0,
+    },
+    "sink": {
+        "type": "logs_ingestion",
+        "endpoint": "https://contoso-dce-a1b2.westeurope-1.ingest.monitor.azure.com",
+        "rule_id": "dcr-0c6f3d1e9b2a4f7d8e5c1a3b6d9f2e4a",
+        "linger_secs": 1.5,
+    },
+    "dead_letter": {"type": "file", "path": "/data/dead-letter", "max_file_bytes": 1_048_576},
+    "metrics": {"host": "127.0.0.1", "port": 9100},
+    "validation": {"unknown_columns": "drop", "max_field_bytes": 32768},
+    "schemas": {"extra_columns": {"DeviceProcessEvents": {"ProcessRiskScore": "long"}}},
+    "retention": {
+        "default_class": "hot",
+        "classes": {"hot": {"plan": "Analytics"}, "archive": {"plan": "Auxiliary", "total_retention_days": 365}},
+        "rules": [{"tables": ["DeviceNetworkEvents"], "class": "archive"}],
+    },
+    "log_level": "DEBUG",
+    "shutdown_grace_secs": 45,
+}
+
+
+def test_the_chart_takes_every_section_of_the_configuration(tmp_path: Path) -> None:
+    assert set(EVERY_SECTION) == set(Config.model_fields), "cover every section of the configuration"
+    values = {"config": EVERY_SECTION}
+    rendered = rendered_config(values)
+    for section in set(EVERY_SECTION) - {"metrics", "dead_letter"}:
+        assert rendered[section] == EVERY_SECTION[section], section
+    assert rendered["metrics"] == {"host": "0.0.0.0", "port": VALUES["metrics"]["port"]}
+    assert rendered["dead_letter"]["path"] == "/var/lib/ingestor/dead-letter"
+    assert rendered["dead_letter"]["max_file_bytes"] == 1_048_576
+    assert note_lines(values) == [
+        "NOTE: config.dead_letter.path /data/dead-letter is replaced by the chart's /var/lib/ingestor/dead-letter "
+        "(the chart mounts the dead-letter volume there; remove config.dead_letter.path).",
+        "NOTE: config.metrics.host 127.0.0.1 is replaced by the chart's 0.0.0.0 (the kubelet's probes and "
+        "Prometheus reach the pod from outside it; remove config.metrics.host).",
+        "NOTE: config.metrics.port 9100 is replaced by the chart's 9464 (the container port, the probes, the "
+        "Service and the monitors use it; set metrics.port instead of config.metrics.port).",
+    ]
+    done = check_rendered_config(manifests(values), tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_chart_metrics_port_is_the_one_every_part_uses() -> None:
+    values = {"config": {**EVERY_SECTION, "metrics": {"port": 9500}}, "metrics": {"port": 9500}}
+    assert rendered_config(values)["metrics"] == {"host": "0.0.0.0", "port": 9500}
+    assert note_lines(values) == [line for line in note_lines(values) if "metrics" not in line]
+    moved = {"config": EVERY_SECTION, "metrics": {"port": 9500}}
+    assert rendered_config(moved)["metrics"]["port"] == 9500
+    assert any("config.metrics.port 9100 is replaced by the chart's 9500" in line for line in note_lines(moved))
+    objects = manifests(moved)
+    (service,) = of_kind(objects, "Service")
+    assert service["spec"]["ports"][0]["port"] == 9500
+    container = pod_spec(moved)["containers"][0]
+    assert (
+        container["ports"][0]["containerPort"] == 9500 and container["readinessProbe"]["httpGet"]["port"] == "metrics"
+    )
+
+
+def test_chart_set_keys_given_with_the_chart_values_give_no_note() -> None:
+    same = copy.deepcopy(EVERY_SECTION)
+    same["metrics"] = {"host": "0.0.0.0", "port": 9464}
+    same["dead_letter"]["path"] = "/var/lib/ingestor/dead-letter"
+    assert note_lines({"config": same}) == []
+    assert note_lines({}) == []
+
+
+def test_a_kafka_dead_letter_keeps_its_own_keys_and_gets_no_path() -> None:
+    values = SCENARIOS["connection-string"]
+    assert rendered_config(values)["dead_letter"] == values["config"]["dead_letter"]
+
+
+@pytest.mark.parametrize("name", ["INGESTOR_METRICS__PORT", "INGESTOR_METRICS__HOST", "INGESTOR_DEAD_LETTER__PATH"])
+def test_env_may_not_override_what_the_chart_sets(name: str) -> None:
+    key = name.removeprefix("INGESTOR_").lower().replace("__", ".")
+    with pytest.raises(
+        helm_python.HelmError, match=rf"env\[0\] {name} would override config\.{key}, which the chart sets itself"
+    ):
+        render({"env": [{"name": name, "value": "1"}]})
+
+
+# -- every refusal is a sentence ------------------------------------------------------------------------------
+
+TEMPLATES = CHART_DIR / "templates"
+# (values, what the message must say): one for each `fail` of the templates (see the test below).
+REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
+    "replicas above partitions": (
+        {"replicaCount": 5, "partitionCount": 4},
+        "replicaCount 5 is more than partitionCount 4: pods beyond the partition count get no partitions and stay "
+        "not ready. Lower replicaCount, or set partitionCount to your event hub's partition count.",
+    ),
+    "a number out of range": (
+        {"metrics": {"port": 70000}},
+        "metrics.port is 70000: it must be from 1 to 65535 (the TCP port of /metrics, /healthz and /readyz).",
+    ),
+    "a number below its least": (
+        {"partitionCount": 0},
+        "partitionCount is 0: it must be from 1 to 2000 (the partition count of your event hub).",
+    ),
+    "a number not set": (
+        {"livenessProbe": {"periodSeconds": None}},
+        "livenessProbe.periodSeconds is not set: it must be a whole number at least 1 (seconds between checks).",
+    ),
+    "autoscaling minimum above its maximum": (
+        {"autoscaling": {"mode": "keda", "minReplicas": 6}, "partitionCount": 4},
+        "autoscaling.minReplicas 6 is more than the most pods autoscaling may run, 4",
+    ),
+    "grace period": (
+        {"terminationGracePeriodSeconds": 30},
+        "config.shutdown_grace_secs 30 is not below terminationGracePeriodSeconds 30",
+    ),
+    "no image": ({"image": {"repository": ""}}, "image.repository is empty: name the image you built"),
+    "a size the chart cannot read": (
+        {"deadLetter": {"ephemeralSizeLimit": "1GB"}},
+        'deadLetter.ephemeralSizeLimit is "1GB": write a whole number and Ki, Mi, Gi or Ti, e.g. 10Gi',
+    ),
+    "a dead-letter cap too small": (
+        {"config": {"dead_letter": {"max_total_bytes": 4096}}},
+        "config.dead_letter.max_total_bytes 4096 is below 1048576 (1 MiB), the least the ingestor takes",
+    ),
+    "a dead-letter cap above the volume": (
+        {"config": {"dead_letter": {"max_total_bytes": 20 << 30}}},
+        "config.dead_letter.max_total_bytes 21474836480 is not below the dead-letter volume's 10737418240 bytes",
+    ),
+    "no claim and no consent to lose the dead letter": (
+        {"deadLetter": {"persistence": {"enabled": False}}},
+        "deadLetter.persistence.enabled is false with a file dead letter: its entries would be lost with the pod.",
+    ),
+    "keda address": (
+        {"autoscaling": {"keda": {"serverAddress": "prometheus:9090"}}},
+        'autoscaling.keda.serverAddress "prometheus:9090" is not a URL',
+    ),
+    "no metrics namespace": (
+        {"networkPolicy": {"metricsFrom": {"namespace": ""}}},
+        "networkPolicy.metricsFrom.namespace is empty: name the namespace of your Prometheus",
+    ),
+    "no address ranges": ({"networkPolicy": {"httpsCidrs": []}}, "networkPolicy.httpsCidrs is empty"),
+    "a host name for an address range": (
+        {"networkPolicy": {"eventHubsCidrs": ["contoso.servicebus.windows.net"]}},
+        'networkPolicy.eventHubsCidrs[0] "contoso.servicebus.windows.net" is not an address range',
+    ),
+    "a secret key without the Secret": (
+        {"existingSecret": {"connectionStringKey": "cs"}},
+        "existingSecret.connectionStringKey is set but existingSecret.name is empty",
+    ),
+    "a secret placeholder without the Secret": (
+        {"config": {"sink": {"credential": {"type": "static_token", "token": "${INGESTOR_SINK__CREDENTIAL__TOKEN}"}}}},
+        "config.sink.credential.token is ${INGESTOR_SINK__CREDENTIAL__TOKEN}, the placeholder provision writes",
+    ),
+    "a secret inline": (
+        {"config": {"sink": {"credential": {"type": "static_token", "token": "hunter2"}}}},
+        "config.sink.credential.token holds a secret",
+    ),
+    "env over a chart-set key": (
+        {"env": [{"name": "INGESTOR_METRICS__PORT", "value": "9100"}]},
+        "env[0] INGESTOR_METRICS__PORT would override config.metrics.port, which the chart sets itself",
+    ),
+    "a secret env literal": (
+        {"env": [{"name": "INGESTOR_SOURCE__CONNECTION_STRING", "value": "Endpoint=sb://x/;SharedAccessKey=k"}]},
+        "env[0] INGESTOR_SOURCE__CONNECTION_STRING has a literal value",
+    ),
+}
+
+
+def refusal(values: dict[str, Any]) -> str:
+    """The message Helm gives for values the chart refuses, without Helm's `execution error at (file:line):`."""
+    with pytest.raises(helm_python.HelmError) as refused:
+        render(values)
+    return re.sub(r"^execution error at \([^)]*\): ", "", str(refused.value))
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_every_refusal_reads_as_a_sentence(case: str) -> None:
+    values, expected = REFUSALS[case]
+    message = refusal(values)
+    assert expected in message
+    assert message.endswith(".") and message[0].isalpha() and " " in message
+    for jargon in ("'not' failed", "value must be", "minimum:", "maximum:", "minLength", "pattern", "schema"):
+        assert jargon not in message
+
+
+def _fail_formats() -> list[str]:
+    formats = []
+    for path in sorted(TEMPLATES.iterdir()):
+        text = path.read_text()
+        formats += re.findall(r'fail \(printf "((?:[^"\\]|\\.)*)"', text)
+        formats += re.findall(r'fail "((?:[^"\\]|\\.)*)"', text)
+    return formats
+
+
+def test_every_fail_of_the_templates_is_exercised() -> None:
+    """Each `fail` message of the templates is produced by one of REFUSALS (its `%` verbs as wildcards)."""
+    formats = _fail_formats()
+    assert len(formats) >= 15
+    messages = [refusal(values) for values, _ in REFUSALS.values()]
+    for text in formats:
+        pattern = re.escape(text).replace("%%", "%")
+        pattern = re.sub(r"%[sdvq]", ".+?", pattern)
+        assert any(re.fullmatch(pattern, m) for m in messages), f"no test makes the chart say: {text}"
+
+
+SCHEMA_KEYWORDS = {"$schema", "title", "description", "type", "properties", "items", "enum", "required"}
+
+
+def test_the_schema_keeps_only_the_checks_helm_words_clearly() -> None:
+    """values.schema.json checks types, names and choices; a range or pattern belongs in the templates, where its
+    refusal is a sentence (Helm words those as `minimum: got 0, want 1` or `does not match pattern`)."""
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    used: set[str] = set()
+
+    def walk(node: Any, in_properties: bool = False) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not in_properties:
+                    used.add(key)
+                walk(value, key == "properties" and not in_properties)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(schema)
+    assert used - {"additionalProperties"} <= SCHEMA_KEYWORDS
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"autoscaling": {"mode": "vpa"}}, "at '/autoscaling/mode': value must be one of 'none', 'hpa', 'keda'"),
+        ({"replicaCount": "two"}, "at '/replicaCount': got string, want integer"),
+        ({"unknownKey": 1}, "additional properties 'unknownKey' not allowed"),
+        ({"config": {"source": None}}, "at '/config': missing property 'source'"),
+    ],
+)
+def test_the_schema_messages_that_stay_name_the_value_and_what_it_takes(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm_python.HelmError) as refused:
+        render(values)
+    assert message in str(refused.value)

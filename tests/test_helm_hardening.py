@@ -6,7 +6,8 @@ with kubernetes-validate (strict) for the newest Kubernetes it knows and the old
   warning; the dead letter's size cap set below the volume;
 * autoscalers and alerts that point at the StatefulSet and its pods;
 * no Kubernetes API token in the pods; an optional NetworkPolicy;
-* every secret of the configuration from a Secret, and none accepted inline by values.schema.json.
+* every secret of the configuration from a Secret, and none accepted inline (in `config` or `env`); provision's
+  `${INGESTOR_...}` placeholder only together with the Secret that replaces it.
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ def test_size_and_storage_class_of_the_claims_and_the_cap_follow_them() -> None:
 def test_a_cap_given_in_config_is_kept_but_must_stay_below_the_volume() -> None:
     kept = rendered_config({"config": with_config(max_total_bytes=5 * GIB)})
     assert kept["dead_letter"]["max_total_bytes"] == 5 * GIB
-    with pytest.raises(helm_python.HelmError, match=r"max_total_bytes .* must be below the dead-letter volume"):
+    with pytest.raises(
+        helm_python.HelmError,
+        match=r"max_total_bytes 10737418240 is not below the dead-letter volume's 10737418240 ",
+    ):
         render({"config": with_config(max_total_bytes=10 * GIB)})
 
 
@@ -174,7 +178,9 @@ def test_a_kafka_dead_letter_needs_no_volume() -> None:
 
 @pytest.mark.parametrize("bad", ["10G", "10", "1.5Gi", "0Gi", "ten"])
 def test_volume_sizes_the_chart_cannot_compute_with_are_refused(bad: str) -> None:
-    with pytest.raises(helm_python.HelmError, match="deadLetter"):
+    with pytest.raises(
+        helm_python.HelmError, match=r"deadLetter\.persistence\.size is .*: write a whole number and Ki"
+    ):
         render({"deadLetter": {"persistence": {"size": bad}}})
 
 
@@ -370,29 +376,64 @@ def test_only_the_secrets_asked_for_are_injected() -> None:
 
 def test_a_secret_key_without_the_secret_name_is_refused() -> None:
     with pytest.raises(
-        helm_python.HelmError, match=r"existingSecret\.name is needed with existingSecret\.staticTokenKey"
+        helm_python.HelmError,
+        match=r"existingSecret\.staticTokenKey is set but existingSecret\.name is empty: name the Secret",
     ):
         render({"existingSecret": {"staticTokenKey": "token"}})
 
 
-@pytest.mark.parametrize("path", sorted(SECRET_VALUES), ids=".".join)
-def test_the_schema_refuses_a_secret_inline_and_names_the_value_to_use(path: tuple[str, ...]) -> None:
+def config_with(path: tuple[str, ...], value: str) -> dict[str, Any]:
     config = copy.deepcopy(VALUES["config"])
     node = config
     for part in path[:-1]:
         node = node.setdefault(part, {})
-    node[path[-1]] = SECRET
+    node[path[-1]] = value
+    return config
+
+
+@pytest.mark.parametrize("path", sorted(SECRET_VALUES), ids=".".join)
+def test_a_secret_inline_is_refused_with_the_value_to_use(path: tuple[str, ...]) -> None:
     with pytest.raises(helm_python.HelmError) as refused:
-        render({"config": config})
+        render({"config": config_with(path, SECRET)})
     message = str(refused.value)
-    assert f"/config/{'/'.join(path)}" in message
+    assert f"config.{'.'.join(path)} holds a secret" in message and "remove it from config" in message
     assert f"existingSecret.{SECRET_VALUES[path]}" in message and "existingSecret.name" in message
+    assert env_name(path) in message
     assert "c2VjcmV0" not in message  # the error does not repeat the secret
 
 
-def test_the_schema_refuses_a_secret_environment_variable_with_a_literal_value() -> None:
+@pytest.mark.parametrize("path", sorted(SECRET_VALUES), ids=".".join)
+def test_the_placeholder_provision_writes_for_a_secret_is_taken_with_its_secret(path: tuple[str, ...]) -> None:
+    """`provision` writes `${INGESTOR_...}` for a secret: the chart keeps it (the pod's variable replaces it) when
+    the Secret is given, and otherwise says which values to set."""
+    config = config_with(path, f"${{{env_name(path)}}}")
+    with pytest.raises(helm_python.HelmError) as refused:
+        render({"config": config})
+    message = str(refused.value)
+    assert "the placeholder provision writes" in message
+    assert f"existingSecret.name and existingSecret.{SECRET_VALUES[path]}" in message
+    values = {"config": config, "existingSecret": {"name": "ingestor-secrets", SECRET_VALUES[path]: "key"}}
+    node = rendered_config(values)
+    for part in path:
+        node = node[part]
+    assert node == f"${{{env_name(path)}}}"
+    env = {e["name"]: e for e in pod_spec(values)["containers"][0]["env"]}
+    assert env[env_name(path)]["valueFrom"]["secretKeyRef"] == {"name": "ingestor-secrets", "key": "key"}
+    # An `env` entry from a Secret of the user's own does as well.
+    own = {
+        "config": config,
+        "env": [{"name": env_name(path), "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+    }
+    assert rendered_config(own)
+
+
+def test_a_secret_environment_variable_with_a_literal_value_is_refused() -> None:
     literal = {"env": [{"name": "INGESTOR_SINK__CREDENTIAL__TOKEN", "value": "hunter2"}]}
-    with pytest.raises(helm_python.HelmError, match="/env/0/value") as refused:
+    with pytest.raises(
+        helm_python.HelmError,
+        match=r"env\[0\] INGESTOR_SINK__CREDENTIAL__TOKEN has a literal value.*valueFrom\.secretKeyRef.*"
+        r"existingSecret\.staticTokenKey",
+    ) as refused:
         render(literal)
     assert "hunter2" not in str(refused.value)
     from_secret = {
