@@ -275,7 +275,7 @@ only with deadLetter.ephemeralLosesDataWithThePod), or empty when the dead lette
 {{- include "ingestor.quantityBytes" $size }}
 {{- end }}
 
-{{/* Bytes of a quantity written as an integer and Ki, Mi, Gi or Ti (values.schema.json allows nothing else). */}}
+{{/* Bytes of a quantity written as an integer and Ki, Mi, Gi or Ti ("ingestor.refusals" allows nothing else). */}}
 {{- define "ingestor.quantityBytes" -}}
 {{- $number := regexFind "^[0-9]+" . }}
 {{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
