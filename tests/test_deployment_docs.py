@@ -213,12 +213,23 @@ def rule_ids_in(node: Any) -> set[str]:
 # -- the path ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("retention", ["default", "worked example"])
+def readme_configuration() -> str:
+    """The README's Configuration example: a whole configuration, with a `metrics` section."""
+    (block,) = [b for b in fenced_blocks(README) if b.info == "yaml" and b.headings[-1:] == ("Configuration",)]
+    assert "metrics" in yaml.safe_load(block.text)
+    return block.text
+
+
+@pytest.mark.parametrize("retention", ["default", "worked example", "README configuration"])
 def test_the_documented_path_runs_as_written(retention: str, tmp_path: Path) -> None:
+    """The guide's configuration with its default retention, with the README's worked example's classes and rules
+    in its `# retention: ...` line, and the README's Configuration example in its place (it has `metrics`)."""
     config_block, step_4_commands = step_4()
     config_text = substituted(config_block.text)
     assert "NS." not in config_text and "contoso-defender.servicebus.windows.net:9093" in config_text
-    if retention == "worked example":
+    if retention == "README configuration":
+        config_text = readme_configuration()
+    elif retention == "worked example":
         # The block's `# retention: ...` line is where the classes and rules go (README, Worked example).
         line = re.search(r"^# retention: .*$", config_text, re.M)
         assert line, f"{config_block.where()}: no `# retention: ...` line to put the classes and rules in"
@@ -254,7 +265,8 @@ def test_the_documented_path_runs_as_written(retention: str, tmp_path: Path) -> 
     assert (len(rule_ids) > 1) == (retention == "worked example")  # the worked example takes several DCRs
     provisioned = yaml.safe_load((tmp_path / "deploy" / "ingestor.yaml").read_text())
     assert provisioned["sink"]["endpoint"] == endpoint
-    assert rule_ids_in(provisioned) == set(rule_ids.values())
+    assert set(rule_ids.values()) <= rule_ids_in(provisioned)
+    assert rule_ids_in(provisioned["retention"]["destinations"]) == set(rule_ids.values())
 
     # Step 6: the values file, then helm install with the guide's flags.
     run_block(step_6(), tmp_path, env)

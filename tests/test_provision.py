@@ -256,6 +256,23 @@ def test_resolve_config_fills_outputs_and_names_placeholders() -> None:
         resolve_config(doc, config, outputs)
 
 
+@pytest.mark.parametrize(
+    ("outputs", "problem"),
+    [
+        ([], "expected a JSON object of outputs, got list"),
+        ({"properties": {"outputs": {}}}, "this is the whole deployment, not its outputs"),
+        ({"dataCollectionRuleIds": {"type": "Object", "value": {}}}, "no output 'logsIngestionEndpoint'"),
+        ({"logsIngestionEndpoint": {"type": "Object", "value": {}}}, "'logsIngestionEndpoint' is not a str"),
+    ],
+)
+def test_outputs_that_are_not_the_deployments_are_refused_with_the_command_to_use(outputs: Any, problem: str) -> None:
+    doc = config_doc(WORKED_EXAMPLE)
+    with pytest.raises(ConfigError) as refused:
+        resolve_config(doc, parse_config(doc), outputs)
+    (line,) = refused.value.problems
+    assert problem in line and "--query properties.outputs" in line
+
+
 def test_command_writes_template_and_config(tmp_path: Path) -> None:
     config_path = tmp_path / "in.yaml"
     config_path.write_text(yaml.safe_dump(config_doc(WORKED_EXAMPLE)))

@@ -60,10 +60,25 @@ def _walk(node: Any, pattern: tuple[str, ...], at: tuple[str, ...]) -> list[tupl
     return []
 
 
-def _output(outputs: dict[str, Any] | None, name: str) -> Any:
+def _output(outputs: Any, name: str) -> Any:
+    """The value of output `name` in what `az deployment group create ... --query properties.outputs` printed:
+    `{"<name>": {"type": "String", "value": ...}, ...}` (ARM may lowercase the first letter of a name)."""
     if outputs is None:
         return None
-    entry = outputs.get(name) or outputs.get(name.lower())
+    if not isinstance(outputs, dict):
+        raise ConfigError(
+            [f"--outputs: expected a JSON object of outputs, got {type(outputs).__name__}; {_OUTPUTS_FIX}"]
+        )
+    if isinstance(outputs.get("properties"), dict) and "outputs" in outputs["properties"]:
+        raise ConfigError([f"--outputs: this is the whole deployment, not its outputs; {_OUTPUTS_FIX}"])
+    entry = outputs.get(name) or outputs.get(name[:1].lower() + name[1:]) or outputs.get(name.lower())
     if not isinstance(entry, dict) or "value" not in entry:
-        raise ConfigError([f"--outputs: no output {name!r}; pass what `--query properties.outputs` printed"])
-    return entry["value"]
+        raise ConfigError([f"--outputs: no output {name!r}; {_OUTPUTS_FIX}"])
+    value = entry["value"]
+    expected = str if name == ENDPOINT_OUTPUT else dict
+    if not isinstance(value, expected):
+        raise ConfigError([f"--outputs: output {name!r} is not a {expected.__name__}; {_OUTPUTS_FIX}"])
+    return value
+
+
+_OUTPUTS_FIX = "pass what `az deployment group create ... --query properties.outputs` printed for the current template"
