@@ -312,6 +312,18 @@ def test_the_stand_in_deployment_prints_what_az_prints() -> None:
     assert printed[RULE_IDS_OUTPUT]["value"].keys() == template["outputs"][RULE_IDS_OUTPUT]["value"].keys()
 
 
+def test_the_notes_line_the_guide_shows_is_the_charts() -> None:
+    shown = re.findall(r"`(NOTE: [^`]*)`", " ".join(GUIDE.read_text(encoding="utf-8").split()))
+    assert shown, "docs/deployment.md shows no NOTE line of the chart"
+    port = re.search(r"config\.metrics\.port (\d+)", shown[0])
+    assert port, shown[0]
+    values = {"config": {"metrics": {"port": int(port.group(1))}}}
+    rendered = Chart.load(ROOT / "helm" / "ingestor").render(values, name="ingestor", namespace="defender")
+    printed = [line for line in rendered["ingestor/templates/NOTES.txt"].splitlines() if line.startswith("NOTE: ")]
+    pattern = re.escape(shown[0]).replace(re.escape("..."), ".*")
+    assert any(re.fullmatch(pattern, line) for line in printed), (shown, printed)
+
+
 # -- every configuration block of the docs -----------------------------------------------------------------------
 
 # A runnable configuration with realistic values. A block that holds `source`, `sink` and `dead_letter` is taken as
