@@ -1,4 +1,5 @@
-"""The Helm chart rendered with the real Helm library (helm-python-sdk): manifests as parsed objects."""
+"""The Helm chart rendered with the real Helm library (helm-python-sdk): manifests as parsed objects, the
+ConfigMap's configuration, the notes."""
 
 from __future__ import annotations
 
@@ -21,6 +22,19 @@ def render(values: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any
         for path, text in rendered.items()
         if path.endswith((".yaml", ".yml", ".json"))
     }
+
+
+def notes(values: dict[str, Any] | None = None) -> str:
+    """The NOTES.txt that `helm install` prints."""
+    rendered = Chart.load(CHART_DIR).render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return str(rendered["ingestor/templates/NOTES.txt"])
+
+
+def rendered_config(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ingestor configuration in the rendered ConfigMap."""
+    (configmap,) = [c for c in of_kind(manifests(values), "ConfigMap") if "ingestor.yaml" in c["data"]]
+    config: dict[str, Any] = yaml.safe_load(configmap["data"]["ingestor.yaml"])
+    return config
 
 
 def manifests(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:

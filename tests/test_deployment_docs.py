@@ -31,8 +31,10 @@ from docblocks import Block, blocks_under, fenced_blocks
 from helm_python import Chart
 from test_helm import check_rendered_config
 
-from ingestor.config import Config
+from ingestor.config import Config, parse_config
 from ingestor.provision.arm import DCR_TYPE, ENDPOINT_OUTPUT, RULE_IDS_OUTPUT, resources_of
+from ingestor.provision.template import build_template
+from ingestor_tools.emulator.dcr import deployment_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "deployment.md"
@@ -298,13 +300,8 @@ def test_the_documented_path_runs_as_written(retention: str, tmp_path: Path) -> 
 
 def test_the_stand_in_deployment_prints_what_az_prints() -> None:
     """The shape `provision --outputs` is given: what the project's emulator also writes for a deployment."""
-    from ingestor_tools.emulator.dcr import deployment_outputs
-
     config = yaml.safe_load(BASE_CONFIG)
     config["retention"] = yaml.safe_load(worked_example_retention())["retention"]
-    from ingestor.config import parse_config
-    from ingestor.provision.template import build_template
-
     template = build_template(parse_config(config))
     printed = arm_outputs(template, {})
     emulator = deployment_outputs("https://x", [])

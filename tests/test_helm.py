@@ -20,8 +20,7 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
-from helm_python import Chart
-from helmchart import CHART_DIR, NAMESPACE, RELEASE, ci_values, manifests, of_kind, render
+from helmchart import CHART_DIR, RELEASE, ci_values, manifests, notes, of_kind, render, rendered_config
 from realparts import ingestor_command
 
 from ingestor.config import Config
@@ -320,21 +319,6 @@ def test_every_value_is_documented() -> None:
 
 
 # -- the chart takes any configuration; what it sets itself wins, with a NOTES line --------------------------
-
-
-def notes(values: dict[str, Any]) -> str:
-    return str(render_all(values)["ingestor/templates/NOTES.txt"])
-
-
-def render_all(values: dict[str, Any]) -> dict[str, str]:
-    rendered: dict[str, str] = Chart.load(CHART_DIR).render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-    return rendered
-
-
-def rendered_config(values: dict[str, Any]) -> dict[str, Any]:
-    (configmap,) = [c for c in of_kind(manifests(values), "ConfigMap") if "ingestor.yaml" in c["data"]]
-    config: dict[str, Any] = yaml.safe_load(configmap["data"]["ingestor.yaml"])
-    return config
 
 
 def note_lines(values: dict[str, Any]) -> list[str]:

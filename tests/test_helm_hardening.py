@@ -20,8 +20,7 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
-from helm_python import Chart
-from helmchart import CHART_DIR, NAMESPACE, RELEASE, ci_values, manifests, of_kind, render
+from helmchart import CHART_DIR, RELEASE, ci_values, manifests, notes, of_kind, render, rendered_config
 from test_helm import CUSTOM_KINDS, validate_custom  # noqa: F401 - the fixture is used by name
 
 from ingestor.config import SECRET_PATHS, env_name
@@ -49,17 +48,6 @@ def statefulset(values: dict[str, Any] | None = None) -> dict[str, Any]:
 def pod_spec(values: dict[str, Any] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = statefulset(values)["spec"]["template"]["spec"]
     return spec
-
-
-def rendered_config(values: dict[str, Any] | None = None) -> dict[str, Any]:
-    (configmap,) = [c for c in of_kind(manifests(values), "ConfigMap") if "ingestor.yaml" in c["data"]]
-    config: dict[str, Any] = yaml.safe_load(configmap["data"]["ingestor.yaml"])
-    return config
-
-
-def notes(values: dict[str, Any]) -> str:
-    rendered = Chart.load(CHART_DIR).render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-    return str(rendered["ingestor/templates/NOTES.txt"])
 
 
 def with_config(**dead_letter: Any) -> dict[str, Any]:

@@ -181,7 +181,7 @@ NOTES.txt, so that it runs before anything else uses the values.
 {{- if and (hasKey $deadLetter "max_total_bytes") (lt (float64 $deadLetter.max_total_bytes) 1048576.0) }}
 {{- fail (printf "config.dead_letter.max_total_bytes %d is below 1048576 (1 MiB), the least the ingestor takes: raise it, or leave it out and the chart sets 80%% of the dead-letter volume." (int64 $deadLetter.max_total_bytes)) }}
 {{- end }}
-{{- if not (regexMatch "^https?://" $v.autoscaling.keda.serverAddress) }}
+{{- if not (regexMatch "^https?://" (toString $v.autoscaling.keda.serverAddress)) }}
 {{- fail (printf "autoscaling.keda.serverAddress %q is not a URL: write it as KEDA reaches your Prometheus, e.g. http://prometheus-operated.monitoring.svc:9090." $v.autoscaling.keda.serverAddress) }}
 {{- end }}
 {{- $policy := $v.networkPolicy }}
