@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import itertools
 import json
 import re
 import subprocess
@@ -85,6 +86,36 @@ def summary(stderr: str) -> str:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_replay_sends_fixed_dead_letters_and_storage_exports_back(
+    tmp_path: Path, start_emulator: StartEmulator
+) -> None:
+    # records with a new column are dead-lettered under `reject`; after switching to `drop`, replay lands them
+    emulator = start_emulator()
+    generator = TrafficGenerator(seed=91, devices=10)
+    fixed = [generator.record(t) for t in TABLES] * 3
+    for record in fixed:
+        record["properties"]["BrandNewColumn"] = "x"
+    source = export(tmp_path / "PT1H.json", [json.dumps(r) for r in fixed])
+    config = write_config(tmp_path, emulator, validation={"unknown_columns": "reject"})
+    first = run_replay(config, "--progress", "always", source)
+    (dead,) = (tmp_path / "dead-letter").glob("dead-letter-replay-*.jsonl.gz")
+    assert first.returncode == EXIT_DEAD_LETTERED, first.stderr
+    assert summary(first.stderr) == (
+        f"replay: 30 records read = 0 rows landed + 30 dead-lettered again (in {dead}) + 0 skipped + 0 left in place"
+    )
+    assert [e.reason for e in read_dead_letters(tmp_path / "dead-letter")] == ["unknown_column"] * 30
+
+    config = write_config(tmp_path, emulator, validation={"unknown_columns": "drop"},
+                          dead_letter__path=str(tmp_path / "second"))  # fmt: skip
+    second = run_replay(config, "--progress", "always", dead)
+    assert second.returncode == EXIT_LANDED, second.stderr
+    assert summary(second.stderr) == (
+        "replay: 30 records read = 30 rows landed + 0 dead-lettered again + 0 skipped + 0 left in place"
+    )
+    assert sum(emulator.counts().values()) == 30
+    assert not list((tmp_path / "second").glob("*.jsonl.gz"))
 
 
 def test_replay_waits_while_the_role_propagates_and_lands_everything(
@@ -167,14 +198,14 @@ def test_replay_honours_retry_after_beyond_the_shutdown_grace(tmp_path: Path, st
     answered = emulator.query("SELECT received_at, status FROM requests ORDER BY id")
     assert [status for _, status in answered[:3]] == [429, 429, 204]
     times = [datetime.fromisoformat(at) for at, _ in answered[:3]]
-    assert all((b - a).total_seconds() >= 2 for a, b in zip(times, times[1:], strict=False))
+    assert all((b - a).total_seconds() >= 2 for a, b in itertools.pairwise(times))
 
 
 def test_progress_counts_each_record_once(tmp_path: Path, start_emulator: StartEmulator) -> None:
     emulator = start_emulator()
     config = write_config(tmp_path, emulator)
     lines = [json.dumps(r) for r in records(1_234)]
-    source = export(tmp_path / "PT1H.json", lines[:600] + [""] + lines[600:])  # a blank line is no record
+    source = export(tmp_path / "PT1H.json", [*lines[:600], "", *lines[600:]])  # a blank line is no record
     assert len(list(storage_export_messages(source))) == 3  # 500 + 500 + 234 records
     result = run_replay(config, "--progress", "always", source)
     assert result.returncode == EXIT_LANDED, result.stderr
