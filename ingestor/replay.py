@@ -351,7 +351,7 @@ class Replay:
             else:
                 log.info("replay goes on: the sink takes records again")
         self._trouble = trouble
-        if force or self.bar.due():
+        if self.bar.enabled and (force or self.bar.due()):
             waiting = ""
             if trouble:
                 waited = f"waited {duration(self.patience.waited)} of {duration(self.patience.max_wait_secs)}"

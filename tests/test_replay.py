@@ -13,6 +13,7 @@ import itertools
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from ingestor.sinks.dead_letter import read_dead_letter_file, read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 
+ROOT = Path(__file__).resolve().parent.parent
 TABLES = sorted(load_schemas())
 StartEmulator = Callable[..., EmulatorProcess]
 
@@ -177,7 +179,7 @@ def test_replay_leaves_every_record_in_place_when_the_sink_never_recovers(
     assert sum(emulator.statuses().values()) >= 2 and not emulator.counts()
     assert digest(source) == before
     assert not list((tmp_path / "dead-letter").glob("*.jsonl.gz"))
-    assert "read again" not in result.stderr
+    assert "read again" not in result.stderr and "replay [" not in result.stderr  # --progress never: no bar
     finished = [json.loads(line) for line in result.stderr.splitlines() if '"replay finished"' in line]
     assert [(f["read"], f["left_in_place"], f["left_in"], f["exit_code"]) for f in finished] == [
         (20, 20, [str(source)], EXIT_LEFT_IN_PLACE)
@@ -283,3 +285,30 @@ def test_max_wait_takes_seconds_or_units_and_the_help_names_the_exit_codes(tmp_p
     bad = subprocess.run(replay_command(tmp_path / "none.yaml", "--max-wait", "soon", "x"), capture_output=True,
                          text=True)  # fmt: skip
     assert bad.returncode == 2 and "'soon' is no duration" in bad.stderr
+
+
+def readme_commands() -> str:
+    """The shell block of the README's "Dead letter and replay" section."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Dead letter and replay\n", 1)[1].split("\n#", 1)[0]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_commands_run_as_written(tmp_path: Path, start_emulator: StartEmulator) -> None:
+    emulator = start_emulator()
+    (tmp_path / "ingestor.yaml").write_text(write_config(tmp_path, emulator).read_text())
+    entries = [{"time": "t", "reason": "unknown_column", "detail": "", "raw": json.dumps(r)} for r in records(5, 3)]
+    (tmp_path / "dead-letter").mkdir()
+    dead = tmp_path / "dead-letter" / "dead-letter-20260101T000000Z-1-1.jsonl.gz"
+    dead.write_bytes(gzip.compress("".join(json.dumps(e) + "\n" for e in entries).encode()))
+    export(tmp_path / "PT1H.json", [json.dumps(r) for r in records(20)])
+    commands = readme_commands()
+    assert commands.count("ingestor replay ") == 3 and "--max-wait" in commands
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], capture_output=True, text=True,
+                            cwd=tmp_path, env={"PATH": path}, timeout=180)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [line.split(" = ")[1].split(" +")[0] for line in result.stderr.splitlines() if " records read " in line] == [
+        "5 rows landed", "20 rows landed", "20 rows landed"
+    ]  # fmt: skip
+    assert sum(emulator.counts().values()) == 45
