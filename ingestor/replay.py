@@ -424,8 +424,8 @@ class Summary:
                     parts.append(f"not read from line {self.unread[path] + 1:,}")
                 lines.append(f"  {path}: {', '.join(parts)}")
             lines.append(
-                "replay leaves its files as they were: replay these again once the sink takes records "
-                "(their records that landed will land again)"
+                "these files are as they were (replay never changes its inputs): replay them again once the sink "
+                "takes records (their records that landed will land again)"
             )
         return lines
 
