@@ -128,7 +128,8 @@ def replay(config: Config, args: argparse.Namespace) -> int:
         print(f"ingestor replay: no such file: {', '.join(missing)}", file=sys.stderr)
         return EXIT_CONFIG
     target = args.dead_letter_dir or config.dead_letter.path or Path.cwd()
-    return asyncio.run(replay_files(config, args.files, target, progress=args.progress))
+    files = list(dict.fromkeys(args.files))  # a file named twice (overlapping globs) is replayed once
+    return asyncio.run(replay_files(config, files, target, progress=args.progress, max_wait_secs=args.max_wait))
 
 
 def run(config: Config) -> int:

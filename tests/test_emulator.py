@@ -309,6 +309,21 @@ async def test_fail_next_answers_listed_statuses_in_order(emulator: Emulator, cl
     assert len(emulator.rows(TABLE)) == 1
 
 
+async def test_fail_always_answers_every_request_until_cleared(emulator: Emulator, client: LogsIngestionClient) -> None:
+    emulator.update_faults({"fail_next": [503], "fail_always": 403})
+    statuses = []
+    for _ in range(3):
+        with pytest.raises(HttpResponseError) as refused:
+            await upload(client, gzipped([event_row()]))
+        statuses.append(refused.value.status_code)
+    emulator.update_faults({"fail_always": None})
+    await upload(client, gzipped([event_row()]))
+
+    assert statuses == [503, 403, 403]
+    assert emulator.stats()["requests"] == {"503": 1, "403": 2, "204": 1}
+    assert len(emulator.rows(TABLE)) == 1
+
+
 async def test_fail_5xx_rate_answers_the_configured_status(tmp_path: Path) -> None:
     faults = Faults(fail_5xx_rate=1.0, fail_5xx_status=500)
     async with Emulator(tmp_path, token=TOKEN, faults=faults) as emulator, make_client(emulator) as client:
@@ -471,6 +486,8 @@ def test_faults_reject_bad_knobs() -> None:
     with pytest.raises(ValueError, match="fail_next"):
         Faults().merged({"fail_next": [200]})
     assert Faults().merged({"fail_next": [429]}).fail_next == [429]
+    with pytest.raises(ValueError, match="fail_always"):
+        Faults().merged({"fail_always": 204})
 
 
 def test_cli_requires_a_token(

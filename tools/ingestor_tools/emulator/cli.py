@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--latency-ms", type=float, default=0.0, help="delay added before every answer")
     faults.add_argument("--drop-connection-rate", type=float, default=0.0, help="fraction of connections cut")
     faults.add_argument("--fail-next", default="", help="comma-separated statuses for the next requests")
+    faults.add_argument(
+        "--fail-always", type=int, help="answer every request with this status (after --fail-next) until changed"
+    )
     faults.add_argument("--seed", type=int, default=0, help="seed of the random fault draws (default: 0)")
     return parser
 
@@ -67,6 +70,7 @@ def run(argv: list[str]) -> int:
                 "latency_ms": args.latency_ms,
                 "drop_connection_rate": args.drop_connection_rate,
                 "fail_next": [int(s) for s in args.fail_next.split(",") if s.strip()],
+                "fail_always": args.fail_always,
                 "seed": args.seed,
             }
         )

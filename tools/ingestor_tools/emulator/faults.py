@@ -1,6 +1,7 @@
 """Fault injection knobs (throttling, 5xx, latency, dropped connections) and the seeded dice that apply them.
 
-`fail_next` answers the next requests with the listed statuses, in order, before any random fault is drawn.
+`fail_next` answers the next requests with the listed statuses, in order, before any random fault is drawn;
+`fail_always` then answers every request with its status until it is set back to None (a sink that never recovers).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Faults:
     latency_ms: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
     drop_connection_rate: Rate = 0.0
     fail_next: list[ErrorStatus] = field(default_factory=list)
+    fail_always: ErrorStatus | None = None
     seed: int = 0
 
     def merged(self, changes: Mapping[str, object]) -> Faults:
@@ -67,6 +69,8 @@ class FaultInjector:
         faults = self._faults
         if faults.fail_next:
             return faults.fail_next.pop(0)
+        if faults.fail_always is not None:
+            return faults.fail_always
         if self._chance(faults.drop_connection_rate):
             return DROP
         if self._chance(faults.fail_429_rate):
