@@ -99,14 +99,18 @@ def _ssl_context(config: KafkaSourceConfig) -> ssl.SSLContext:
 
 def brokers(config: KafkaSourceConfig) -> Part:
     """The Kafka brokers as the start waits for them (the source's, which the Kafka dead letter shares)."""
-    port = "9093" if config.is_event_hubs else "the brokers' port"
+    dns, port = "", "the brokers' port"
+    if config.is_event_hubs:
+        dns, port = (
+            "; for a private endpoint, its privatelink.servicebus.windows.net zone linked to the cluster",
+            "9093",
+        )
     return Part(
         "kafka",
         f"the Kafka brokers ({', '.join(config.bootstrap_servers)})",
-        f"that each host of source.bootstrap_servers resolves from the pod (DNS; for a private endpoint its "
-        f"privatelink.servicebus.windows.net zone linked to the cluster's network), that the private endpoint is "
-        f"approved, that the namespace's firewall and the cluster's egress (network policy, NSG) allow TCP to "
-        f"{port}; and if the TLS handshake fails, source.ca_file",
+        f"that each host of source.bootstrap_servers resolves from the pod (DNS{dns}), that a private endpoint is "
+        f"approved, that the brokers' firewall and the cluster's egress (network policy, NSG) allow TCP to {port}; "
+        "if the TLS handshake fails, source.ca_file",
     )
 
 

@@ -60,19 +60,19 @@ def namespace_host(config: EventHubsSourceConfig) -> str:
 
 
 def store_address(config: EventHubsSourceConfig) -> str:
-    """`<blob host>/<container>` of the checkpoint store (no secret: the connection string's host only)."""
+    """`<blob endpoint>/<container>` of the checkpoint store, without scheme (no secret: the connection string's
+    endpoint only)."""
     store = config.checkpoint_store
     if store.account_url is not None:
-        host = urlparse(store.account_url).netloc
+        endpoint = store.account_url
     else:
         assert store.connection_string is not None  # one of the two, checked by the config model
-        fields = dict(
-            part.split("=", 1) for part in store.connection_string.get_secret_value().split(";") if "=" in part
-        )
-        endpoint = fields.get("BlobEndpoint")
+        secret = store.connection_string.get_secret_value()
+        fields = dict(part.split("=", 1) for part in secret.split(";") if "=" in part)
         suffix = fields.get("EndpointSuffix", "core.windows.net")
-        host = urlparse(endpoint).netloc if endpoint else f"{fields.get('AccountName', '')}.blob.{suffix}"
-    return f"{host}/{store.container}"
+        endpoint = fields.get("BlobEndpoint") or f"//{fields.get('AccountName', '')}.blob.{suffix}"
+    url = urlparse(endpoint)
+    return f"{url.netloc}{url.path.rstrip('/')}/{store.container}"
 
 
 def parts(config: EventHubsSourceConfig) -> tuple[Part, Part]:
