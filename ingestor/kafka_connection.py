@@ -110,7 +110,7 @@ def brokers(config: KafkaSourceConfig) -> Part:
         f"the Kafka brokers ({', '.join(config.bootstrap_servers)})",
         f"that each host of source.bootstrap_servers resolves from the pod (DNS{dns}), that a private endpoint is "
         f"approved, that the brokers' firewall and the cluster's egress (network policy, NSG) allow TCP to {port}; "
-        "if the TLS handshake fails, source.ca_file",
+        "if the TLS handshake fails, source.ca_file; if the brokers refuse the login (SASL), source.auth",
     )
 
 
