@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaConnectionError
 from azure.eventhub.exceptions import ConnectError
 from azure.storage.blob.aio import BlobServiceClient
 from eventhubs_sdk import ReplayClient
+from faultproxy import FaultProxy
 from realparts import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
@@ -33,6 +34,7 @@ from realparts import (
     EmulatorProcess,
     IngestorProcess,
     emulator_sink,
+    end_offsets,
     free_port,
     ingestor_config,
     produce,
@@ -206,6 +208,43 @@ def test_started_before_the_broker_it_waits_then_consumes_commits_and_stops_with
         if broker is not None:
             broker.stop()
     assert code == 0, ingestor.log()[-3000:]
+
+
+def test_after_the_start_the_broker_going_away_is_ridden_out_and_reading_resumes(
+    tmp_path: Path, emulator_process: EmulatorProcess
+) -> None:
+    """What the Faults table says of "after the start": the process stays up with its partitions, aiokafka
+    reconnects by itself, and what is produced once the broker is back is read and committed."""
+    broker_port = free_port()
+    proxy = FaultProxy("127.0.0.1", broker_port)
+    broker = BrokerProcess(tmp_path, port=broker_port, advertised_port=proxy.port, own=True)
+    topic, group = unique_names()
+    try:
+        first, _ = traffic(seed=23, records=200)
+        produce(broker.bootstrap, topic, first, partitions=PARTITIONS)
+        ingestor = IngestorProcess(tmp_path, ingestor_config(tmp_path, broker.bootstrap, emulator_process,
+                                                             topic=topic, group=group))  # fmt: skip
+        try:
+            wait_for(lambda: ingestor.total("ingestor_read_messages_total") == len(first), what="the first messages")
+            proxy.set_mode("blackhole")
+            proxy.reset_all()
+            outage_ends = time.monotonic() + 10  # longer than the session timeout (6 s)
+            while time.monotonic() < outage_ends:
+                assert ingestor.get("/readyz") == (200, "ready\n")  # it keeps its partitions; the process stays up
+                time.sleep(0.5)
+            proxy.set_mode("pass")
+            proxy.reset_all()
+            second, _ = traffic(seed=24, records=200)
+            produce(broker.bootstrap, topic, second, partitions=PARTITIONS)
+            ingestor.wait_committed(topic, end_offsets(broker.bootstrap, topic))
+            assert ingestor.total("ingestor_source_reachable") == 1
+            assert not wait_lines(ingestor)  # the start's wait is not what reports this
+        finally:
+            code = ingestor.terminate()
+        assert code == 0
+    finally:
+        broker.stop()
+        proxy.close()
 
 
 @pytest.mark.parametrize(

@@ -55,8 +55,12 @@ def namespace_host(config: EventHubsSourceConfig) -> str:
     if config.fully_qualified_namespace is not None:
         return config.fully_qualified_namespace
     assert config.connection_string is not None  # one of the two, checked by the config model
-    fields = dict(part.split("=", 1) for part in config.connection_string.get_secret_value().split(";") if "=" in part)
-    return urlparse(fields.get("Endpoint", "")).hostname or ""
+    return urlparse(_fields(config.connection_string.get_secret_value()).get("Endpoint", "")).hostname or ""
+
+
+def _fields(connection_string: str) -> dict[str, str]:
+    """`Key=value;...` of a connection string as a dict (values may hold `=`)."""
+    return dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
 
 
 def store_address(config: EventHubsSourceConfig) -> str:
@@ -67,8 +71,7 @@ def store_address(config: EventHubsSourceConfig) -> str:
         endpoint = store.account_url
     else:
         assert store.connection_string is not None  # one of the two, checked by the config model
-        secret = store.connection_string.get_secret_value()
-        fields = dict(part.split("=", 1) for part in secret.split(";") if "=" in part)
+        fields = _fields(store.connection_string.get_secret_value())
         suffix = fields.get("EndpointSuffix", "core.windows.net")
         endpoint = fields.get("BlobEndpoint") or f"//{fields.get('AccountName', '')}.blob.{suffix}"
     url = urlparse(endpoint)
