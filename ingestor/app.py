@@ -5,6 +5,9 @@ Shutdown (SIGTERM, `stop()`): stop fetching, flush open batches, wait for upload
 (bounded by `shutdown_grace_secs`), commit, close. Partition revocation does the same before the group takes the
 partitions away.
 
+The start waits for what the source needs (a credential's token; the brokers, the namespace or the checkpoint
+store while they cannot be reached: `reachability`) while `/readyz` says what it waits for; stop() ends the wait.
+
 Every internal task (the source loop, delivery, dead-letter writer, linger clock, committer) is watched: one that
 ends before shutdown, with an error or without, makes `/healthz` answer 503 naming it, starts the same shutdown,
 and `run()` then raises TaskDied (`ingestor run` exits 3).
@@ -27,6 +30,7 @@ from ingestor.health import HealthServer
 from ingestor.identity import SourceCredentials
 from ingestor.metrics import Metrics
 from ingestor.models import Message, Partition
+from ingestor.reachability import Unreachable
 from ingestor.sinks.delivery import Uploader
 from ingestor.sources import PartitionCallback
 from ingestor.sources.eventhubs import EventHubsSource
@@ -77,6 +81,7 @@ class SourceFactory(Protocol):
         on_revoked: PartitionCallback,
         on_assigned: PartitionCallback,
         credentials: SourceCredentials,
+        unreachable: Unreachable,
     ) -> Source: ...
 
 
@@ -86,12 +91,17 @@ def make_source(
     on_revoked: PartitionCallback,
     on_assigned: PartitionCallback,
     credentials: SourceCredentials,
+    unreachable: Unreachable,
 ) -> Source:
     """The source for `config.type`, calling back before partitions go and after they come; its Entra ID
-    credentials report to `credentials`."""
+    credentials report to `credentials`, the parts its start cannot reach yet to `unreachable`."""
     if isinstance(config, KafkaSourceConfig):
-        return KafkaSource(config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials)
-    return EventHubsSource(config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials)
+        return KafkaSource(
+            config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials, unreachable=unreachable
+        )
+    return EventHubsSource(
+        config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials, unreachable=unreachable
+    )
 
 
 class Ingestor:
@@ -108,10 +118,16 @@ class Ingestor:
         self.metrics = metrics or Metrics()
         self.tracker = OffsetTracker()
         self.credentials = SourceCredentials(self.metrics, retry_secs=config.sink.auth_retry_secs)
+        self.unreachable = Unreachable(self.metrics)
         self.flow = Flow(config, self.metrics, credentials=self.credentials, uploader=uploader)
         self.source = source_factory(
-            config.source, on_revoked=self._revoked, on_assigned=self._assigned, credentials=self.credentials
+            config.source,
+            on_revoked=self._revoked,
+            on_assigned=self._assigned,
+            credentials=self.credentials,
+            unreachable=self.unreachable,
         )
+        self._started = False  # the source's start returned
         self._stopping = asyncio.Event()
         self._to_commit: dict[Partition, int] = {}
         self._paused_for = ""
@@ -173,7 +189,8 @@ class Ingestor:
             await asyncio.wait(running.values())
 
     async def _start_source(self) -> bool:
-        """Start the source; False if stop() came first (a start can wait long: for a credential's token)."""
+        """Start the source; False if stop() came first (a start can wait long: for a credential's token, for a
+        part that cannot be reached yet)."""
         starting = asyncio.ensure_future(self.source.start())
         stopping = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -183,6 +200,7 @@ class Ingestor:
             await asyncio.gather(starting, return_exceptions=True)
             return False
         starting.result()
+        self._started = True
         return True
 
     # -- the watcher ---------------------------------------------------------------------------------------
@@ -300,6 +318,10 @@ class Ingestor:
             return False, str(self.died)
         if not self.credentials.authorized:
             return False, f"an Entra ID credential gives no token ({self.credentials.problem})"
+        if self.unreachable.waiting:
+            return False, f"waiting for {self.unreachable.problem}"
+        if not self._started:
+            return False, "starting: connecting to the source, joining the consumer group"
         if not self.source.assignment():
             return False, "no partitions assigned (more replicas than partitions, or the group is rebalancing)"
         delivery = self.flow.delivery

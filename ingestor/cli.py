@@ -2,8 +2,9 @@
 distributions add through the `ingestor.commands` entry points (the tools package adds `emulator` and `generate`).
 
 `run` validates the configuration before building any client, installs uvloop, and exits 0 after a graceful
-SIGTERM/SIGINT shutdown; configuration errors exit 2 with one line per problem naming the key; an internal task
-that died exits 3 after the graceful shutdown (its ERROR line names it), any other failure 1.
+SIGTERM/SIGINT shutdown (also while its start waits for a part it cannot reach yet); configuration errors, also
+those found while building the clients or at the start, exit 2 with one line per problem naming the key; an internal
+task that died exits 3 after the graceful shutdown (its ERROR line names it), any other failure 1.
 """
 
 from __future__ import annotations
@@ -144,7 +145,11 @@ def run(config: Config) -> int:
 async def _run(config: Config) -> int:
     from ingestor.app import Ingestor
 
-    ingestor = Ingestor(config)
+    try:
+        ingestor = Ingestor(config)  # a CA file that holds no certificate is found here
+    except ConfigError as exc:
+        print(f"ingestor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, ingestor.stop)
@@ -152,6 +157,9 @@ async def _run(config: Config) -> int:
         await ingestor.run()
     except TaskDied:
         return EXIT_TASK_DIED  # logged when it died
+    except ConfigError as exc:  # found at the start: a checkpoint container that does not exist
+        print(f"ingestor: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except Exception as exc:
         failures = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
         for failure in failures:

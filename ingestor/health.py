@@ -1,9 +1,9 @@
 """HTTP endpoints on `metrics.port`: `/metrics` (Prometheus), `/healthz` (alive), `/readyz` (ready to work).
 
 Alive means every internal task still runs; after one died, `/healthz` answers 503 with `task <name> died: <error>`
-while the process shuts down. Ready means the source's credentials give tokens, partitions are assigned, the Logs
-Ingestion API accepts our requests and the dead letter can be written (`app.Ingestor.readiness`); the body says why
-not.
+while the process shuts down. Ready means the source's credentials give tokens, its start reached every part it
+needs, partitions are assigned, the Logs Ingestion API accepts our requests and the dead letter can be written
+(`app.Ingestor.readiness`); the body says why not.
 """
 
 from __future__ import annotations

@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 # (nothing configured: no AZURE_CLIENT_ID, no projected token file) is a subclass.
 NO_TOKEN_ERRORS = (ClientAuthenticationError,)
 
+
+def gives_no_token(error: BaseException) -> bool:
+    """Whether `error` is a credential's that gives no token (reported and paced by its WatchedCredential), not a
+    service's 401/403 answer, which azure-core raises as the same ClientAuthenticationError with a status code."""
+    return isinstance(error, NO_TOKEN_ERRORS) and getattr(error, "status_code", None) is None
+
+
 # What to check when Entra ID gives a credential of the pod no token: the same for the sink's and the source's.
 WORKLOAD_IDENTITY_CHECKS = (
     "With workload identity check the chart's workloadIdentity.clientId (the ServiceAccount's "

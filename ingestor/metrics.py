@@ -153,9 +153,22 @@ class Metrics:
             "0 while an Entra ID credential of the source (Event Hubs, checkpoint store) gives no token",
             registry=r,
         )
+        self.source_reachable = Gauge(
+            "ingestor_source_reachable",
+            "0 while the start waits for a part the source needs that cannot be reached yet (the Kafka brokers, the "
+            "Event Hubs namespace, the checkpoint store)",
+            registry=r,
+        )
+        self.source_connect_failures = Counter(
+            "ingestor_source_connect_failures",
+            "Failed attempts of the start to reach a part of the source, by part (kafka, eventhubs, checkpoint_store)",
+            ["part"],
+            registry=r,
+        )
         self.ready = Gauge("ingestor_ready", "1 when /readyz answers 200 (otherwise it says why)", registry=r)
         self.sink_authorized.set(1)
         self.source_authorized.set(1)
+        self.source_reachable.set(1)
 
     def total(self, sample_name: str) -> float:
         """Sum of every sample named `sample_name` (all label values)."""

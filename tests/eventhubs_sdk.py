@@ -45,6 +45,10 @@ class ReplayClient:
         self._on_close: Callable[[PartitionContext, str], Awaitable[None]] | None = None
         self.options: dict[str, Any] = {}
 
+    async def get_partition_ids(self) -> list[str]:
+        """What the source's start reads first: the event hub's partitions."""
+        return [str(partition) for partition in self._partitions]
+
     async def receive_batch(
         self,
         on_event_batch: Callable[[PartitionContext, list[EventData]], Awaitable[None]],

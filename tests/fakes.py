@@ -13,6 +13,7 @@ from ingestor.app import Source, SourceFactory
 from ingestor.config import EventHubsSourceConfig, KafkaSourceConfig
 from ingestor.identity import SourceCredentials
 from ingestor.models import Destination, Message, Partition, Position
+from ingestor.reachability import Unreachable
 from ingestor.sinks.delivery import Uploader
 from ingestor.sources import PartitionCallback
 from ingestor_tools import SAMPLES_DIR
@@ -48,6 +49,7 @@ class StillSource:
         on_revoked: PartitionCallback,
         on_assigned: PartitionCallback,
         credentials: SourceCredentials,
+        unreachable: Unreachable,
     ) -> None:
         self.on_revoked, self.on_assigned = on_revoked, on_assigned
         self.paused: set[Partition] = set()

@@ -500,7 +500,8 @@ class AzuriteProcess:
     `oauth=True`: HTTPS with a self-signed certificate (`ca_file`) and Entra ID bearer tokens accepted as Azurite's
     `--oauth basic` checks them (audience, issuer, expiry; not the signature): see `bearer_token()`."""
 
-    def __init__(self, directory: Path, *, start_timeout: float = 60.0, oauth: bool = False) -> None:
+    def __init__(self, directory: Path, *, start_timeout: float = 60.0, oauth: bool = False, port: int = 0) -> None:
+        """`port`: where to listen (a free one when 0)."""
         import shutil
 
         from ingestor_tools.emulator.certs import ensure_certificate
@@ -522,7 +523,7 @@ class AzuriteProcess:
         binary = AZURITE_PACKAGE / "node_modules" / ".bin" / "azurite-blob"
         if not binary.exists():
             raise RuntimeError(f"{binary} is missing after installing tests/azurite")
-        self.port = free_port()
+        self.port = port or free_port()
         self.log_path = directory / "azurite.log"
         tls: list[str] = []
         if oauth:

@@ -315,8 +315,9 @@ def test_the_readme_example_validates() -> None:
 
 
 def test_run_with_the_real_sdk_client_reports_not_ready_and_stops_cleanly(azurite: Any, tmp_path: Path) -> None:
-    """`ingestor run` with the real consumer client and checkpoint store, the namespace unreachable: it serves
-    /readyz as not ready, reports the SDK's errors as warnings, and SIGTERM stops it promptly and cleanly."""
+    """`ingestor run` with the real consumer client and checkpoint store, the namespace unreachable: its start waits,
+    /readyz names the namespace and the real SDK's error, one WARNING line says so (not one per attempt), and SIGTERM
+    stops it promptly and cleanly."""
     import signal
 
     from realparts import EmulatorProcess, free_port, http_get, wait_for
@@ -340,9 +341,15 @@ def test_run_with_the_real_sdk_client_reports_not_ready_and_stops_cleanly(azurit
     with log_path.open("wb") as log:
         process = subprocess.Popen(ingestor_command("run", "--config", str(path)), stdout=log, stderr=subprocess.STDOUT)
         try:
-            status, body = wait_for(lambda: http_get(port, "/readyz")[0] and http_get(port, "/readyz"), what="/readyz")
-            assert status == 503 and "no partitions assigned" in body
-            wait_for(lambda: "Event Hubs receive error" in log_path.read_text(), what="the SDK's error reported")
+            status, body = wait_for(
+                lambda: "waiting for" in (answer := http_get(port, "/readyz"))[1] and answer, what="/readyz waiting"
+            )
+            assert status == 503 and body.startswith(
+                "not ready: waiting for the Event Hubs namespace (127.0.0.1): ConnectError: Failed to initiate the "
+                "connection due to exception: "
+            ), body
+            waits = [line for line in log_path.read_text().splitlines() if '"logger":"ingestor.reachability"' in line]
+            assert len(waits) == 1 and '"level":"WARNING"' in waits[0] and "TCP 5671" in waits[0]
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0  # within shutdown_grace_secs, not at the SDK's next balancing round
         finally:

@@ -27,6 +27,7 @@ ALERTS = {
     "IngestorRowsDeadLettered",
     "IngestorSinkUnauthorized",
     "IngestorSourceUnauthorized",
+    "IngestorSourceUnreachable",
     "IngestorThrottled",
     "IngestorNotReady",
     "IngestorDeadLetterWriteFailing",
@@ -259,6 +260,7 @@ def test_the_scrape_is_real_and_has_the_series_the_alerts_depend_on(scrape: str)
         "ingestor_ready",
         "ingestor_sink_authorized",
         "ingestor_source_authorized",
+        "ingestor_source_reachable",
     ):
         assert name in samples, name
 

@@ -29,7 +29,7 @@ from ingestor.commit import settle
 from ingestor.config import KafkaSourceConfig
 from ingestor.errors import IngestorError
 from ingestor.identity import SourceCredentials
-from ingestor.kafka_connection import EntraTokenProvider, connection_settings
+from ingestor.kafka_connection import EntraTokenProvider, connection_settings, start_client
 from ingestor.metrics import Metrics
 from ingestor.models import Rejected, Ticket
 from ingestor.pipeline.compress import BACKEND
@@ -265,7 +265,11 @@ class KafkaStore:
             producer = AIOKafkaProducer(
                 **self._settings, acks="all", max_request_size=self.MAX_MESSAGE_BYTES + 4096, linger_ms=5
             )
-            await producer.start()
+            try:
+                await start_client(producer)  # a broker's error named; the queue retries, logging once per flip
+            except BaseException:
+                await producer.stop()
+                raise
             self._producer = producer
         pending = [await self._producer.send(self._topic, self._fit(line.rstrip(b"\n"))) for line in lines]
         await asyncio.gather(*pending)

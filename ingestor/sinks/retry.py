@@ -94,8 +94,15 @@ class RetryPolicy:
         return self.backoff(attempt)
 
     def backoff(self, attempt: int) -> float:
-        ceiling = min(self.max_backoff_secs, self.base_secs * 2 ** min(attempt, MAX_DOUBLINGS))
-        return float(ceiling * (0.5 + 0.5 * self._random()))
+        return backoff_secs(attempt, base_secs=self.base_secs, cap_secs=self.max_backoff_secs, draw=self._random)
+
+
+def backoff_secs(attempt: int, *, base_secs: float, cap_secs: float, draw: Callable[[], float]) -> float:
+    """Capped exponential backoff with jitter: the ceiling of attempt n (0-based) is min(cap_secs, base_secs * 2**n),
+    the wait uniform in [ceiling / 2, ceiling); `draw` returns a float in [0, 1). Also the start-up's back-off
+    (`ingestor.reachability`)."""
+    ceiling = min(cap_secs, base_secs * 2 ** min(attempt, MAX_DOUBLINGS))
+    return float(ceiling * (0.5 + 0.5 * draw()))
 
 
 def _new_random() -> Callable[[], float]:

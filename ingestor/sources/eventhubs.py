@@ -6,7 +6,9 @@ checkpoint (offset and sequence number of the last settled event) only for what 
 Backpressure holds the callback, so a paused partition receives nothing more; the SDK's prefetch is the only
 buffer. A partition the load balancer takes away (or the shutdown closes) is drained and checkpointed first.
 Entra ID credentials (Event Hubs, the checkpoint store) report to `identity.SourceCredentials`; `start()` waits
-while the store's gives no token.
+while the store's gives no token, and while the store or the namespace cannot be reached (`reachability`: the
+store's container listed, then the namespace's partition ids read, each retried with back-off). Once started, the
+SDK retries by itself.
 """
 
 from __future__ import annotations
@@ -20,20 +22,25 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.eventhub import EventData
 from azure.eventhub.aio import EventHubConsumerClient, PartitionContext
 from azure.eventhub.amqp import AmqpMessageBodyType
+from azure.eventhub.exceptions import EventHubError
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 
 from ingestor.config import EventHubsSourceConfig
 from ingestor.errors import ConfigError
-from ingestor.identity import CHECKPOINT_STORE, EVENT_HUBS, NO_TOKEN_ERRORS, SourceCredentials
+from ingestor.identity import CHECKPOINT_STORE, EVENT_HUBS, SourceCredentials, gives_no_token
 from ingestor.models import Message, Partition, Position
+from ingestor.reachability import HeldBack, Part, Unreachable
 from ingestor.sources import PartitionCallback
 
 log = logging.getLogger(__name__)
 STARTING_POSITIONS = {"earliest": "-1", "latest": "@latest"}
+PRIVATE_DNS = "resolves from the pod (DNS; for a private endpoint its {zone} zone linked to the cluster's network)"
+# What the checkpoint store extension logs at WARNING for every failed listing: the start's wait logs once instead.
+LIST_OWNERSHIP_FAILED = "An exception occurred during list_ownership"
 
 
 def starting_position(config: EventHubsSourceConfig) -> str | datetime:
@@ -48,8 +55,46 @@ def namespace_host(config: EventHubsSourceConfig) -> str:
     if config.fully_qualified_namespace is not None:
         return config.fully_qualified_namespace
     assert config.connection_string is not None  # one of the two, checked by the config model
-    fields = dict(part.split("=", 1) for part in config.connection_string.get_secret_value().split(";") if "=" in part)
-    return urlparse(fields.get("Endpoint", "")).hostname or ""
+    return urlparse(_fields(config.connection_string.get_secret_value()).get("Endpoint", "")).hostname or ""
+
+
+def _fields(connection_string: str) -> dict[str, str]:
+    """`Key=value;...` of a connection string as a dict (values may hold `=`)."""
+    return dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+
+
+def store_address(config: EventHubsSourceConfig) -> str:
+    """`<blob endpoint>/<container>` of the checkpoint store, without scheme (no secret: the connection string's
+    endpoint only)."""
+    store = config.checkpoint_store
+    if store.account_url is not None:
+        endpoint = store.account_url
+    else:
+        assert store.connection_string is not None  # one of the two, checked by the config model
+        fields = _fields(store.connection_string.get_secret_value())
+        suffix = fields.get("EndpointSuffix", "core.windows.net")
+        endpoint = fields.get("BlobEndpoint") or f"//{fields.get('AccountName', '')}.blob.{suffix}"
+    url = urlparse(endpoint)
+    return f"{url.netloc}{url.path.rstrip('/')}/{store.container}"
+
+
+def parts(config: EventHubsSourceConfig) -> tuple[Part, Part]:
+    """The checkpoint store and the namespace, as the start waits for them."""
+    store = Part(
+        "checkpoint_store",
+        f"{CHECKPOINT_STORE} ({store_address(config)})",
+        f"that the storage account's blob host {PRIVATE_DNS.format(zone='privatelink.blob.core.windows.net')}, "
+        "that the account's firewall admits the cluster's network (until it does, Storage answers 403 "
+        "AuthorizationFailure) and the cluster's egress allows TCP 443; and source.checkpoint_store",
+    )
+    namespace = Part(
+        "eventhubs",
+        f"the Event Hubs namespace ({namespace_host(config)})",
+        f"that the namespace host {PRIVATE_DNS.format(zone='privatelink.servicebus.windows.net')}, that the "
+        "private endpoint is approved, that the namespace's firewall and the cluster's egress (network policy, NSG) "
+        "allow TCP 5671 (AMQP); and the event hub name, source.eventhub_name",
+    )
+    return store, namespace
 
 
 def checkpoint_store(config: EventHubsSourceConfig, credential: Any = None, **options: Any) -> BlobCheckpointStore:
@@ -87,14 +132,16 @@ class EventHubsSource:
         credential: AsyncTokenCredential | None = None,
         store: Any = None,
         client: EventHubConsumerClient | None = None,
+        unreachable: Unreachable | None = None,
     ) -> None:
-        """`credentials`: where an Entra ID credential reports that it gives no token (`/readyz`, the gauge).
-        `credential` replaces DefaultAzureCredential; `store` and `client` the ones built from the configuration
-        (tests)."""
+        """`credentials`: where an Entra ID credential reports that it gives no token; `unreachable`: where the
+        start reports the parts it cannot reach yet (both: `/readyz`, a gauge). `credential` replaces
+        DefaultAzureCredential; `store` and `client` the ones built from the configuration (tests)."""
         self._config = config
         self._on_revoked = on_revoked
         self._on_assigned = on_assigned
         self._credentials = credentials or SourceCredentials()
+        self._unreachable = unreachable or Unreachable()
         self._credential: AsyncTokenCredential | None = None
         # Entra ID for whichever of the two is built here without a connection string of its own.
         if (client is None and config.connection_string is None) or (
@@ -149,24 +196,20 @@ class EventHubsSource:
     # -- lifecycle ----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Check the checkpoint container, then start the SDK's receive loop (load balancing included). While the
-        store's credential gives no token, wait: it is asked again every `sink.auth_retry_secs`."""
+        """Check the checkpoint container, read the namespace's partition ids, then start the SDK's receive loop
+        (load balancing included). While the store or the namespace cannot be reached, wait and retry with
+        back-off; while a credential gives no token, wait: it is asked again every `sink.auth_retry_secs`."""
         config = self._config
-        try:
-            while True:
-                try:
-                    await self._store.list_ownership(self._namespace, config.eventhub_name, config.consumer_group)
-                    break
-                except NO_TOKEN_ERRORS:
-                    continue  # reported by the watched credential, which also paces the next attempt
-        except ResourceNotFoundError:
-            # Without its container the store reports claims as granted and fails later, partition by partition.
-            raise ConfigError(
-                [
-                    f"source.checkpoint_store.container: {config.checkpoint_store.container!r} does not exist in the "
-                    "storage account; create it (one container per consumer group)"
-                ]
-            ) from None
+        store, namespace = parts(config)
+        await self._unreachable.until_reached(
+            store, self._check_container, transient=_storage_transient, paced_elsewhere=gives_no_token
+        )
+        await self._unreachable.until_reached(
+            namespace,
+            self._client.get_partition_ids,
+            transient=lambda error: isinstance(error, EventHubError),
+            paced_elsewhere=gives_no_token,
+        )
         self._receiving = asyncio.create_task(
             self._client.receive_batch(
                 self.on_event_batch,
@@ -181,6 +224,23 @@ class EventHubsSource:
             ),
             name="eventhubs-receive",
         )
+
+    async def _check_container(self) -> None:
+        config = self._config
+        try:
+            # One request per attempt (the Storage client's own retries would take minutes); the wait paces them.
+            with HeldBack(BlobCheckpointStore.__module__, LIST_OWNERSHIP_FAILED):
+                await self._store.list_ownership(
+                    self._namespace, config.eventhub_name, config.consumer_group, retry_total=0
+                )
+        except ResourceNotFoundError:
+            # Without its container the store reports claims as granted and fails later, partition by partition.
+            raise ConfigError(
+                [
+                    f"source.checkpoint_store.container: {config.checkpoint_store.container!r} does not exist in the "
+                    "storage account; create it (one container per consumer group)"
+                ]
+            ) from None
 
     async def stop(self) -> None:
         self._resumed.set()  # let held callbacks return so the receivers can close
@@ -310,3 +370,8 @@ class EventHubsSource:
 
     def highwater(self, partition: Partition) -> int | None:
         return self._highwater.get(partition)
+
+
+def _storage_transient(error: BaseException) -> bool:
+    """Whatever the network or Storage answers, but that the container does not exist (configuration)."""
+    return isinstance(error, AzureError) and not isinstance(error, ResourceNotFoundError)

@@ -2,7 +2,8 @@
 
 `fetch()` returns the next messages with their positions; `commit()` commits exactly the offsets it is given
 (the OffsetTracker decides them). Partition revocation calls back into the application, which flushes and
-commits the partition's rows before the partition is released.
+commits the partition's rows before the partition is released. `start()` waits for the brokers while it cannot
+bootstrap (`reachability`); once started, aiokafka reconnects by itself.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from ingestor.config import KafkaSourceConfig
 from ingestor.identity import SourceCredentials
-from ingestor.kafka_connection import EntraTokenProvider, connection_settings
+from ingestor.kafka_connection import EntraTokenProvider, brokers, connection_settings, start_client
 from ingestor.models import Message, Partition, Position
+from ingestor.reachability import Unreachable
 from ingestor.sources import PartitionCallback
 
 log = logging.getLogger(__name__)
@@ -67,9 +69,12 @@ class KafkaSource:
         on_revoked: PartitionCallback,
         on_assigned: PartitionCallback,
         credentials: SourceCredentials | None = None,
+        unreachable: Unreachable | None = None,
     ) -> None:
-        """`credentials`: where an Entra ID credential reports that it gives no token (`/readyz`, the gauge)."""
+        """`credentials`: where an Entra ID credential reports that it gives no token; `unreachable`: where the
+        start reports brokers it cannot reach yet (both: `/readyz`, a gauge)."""
         self._config = config
+        self._unreachable = unreachable or Unreachable()
         self._settings = consumer_settings(config, credentials)
         self._consumer = AIOKafkaConsumer(**self._settings)
         self._on_revoked = on_revoked
@@ -77,8 +82,13 @@ class KafkaSource:
         self._paused: set[Partition] = set()
 
     async def start(self) -> None:
+        """Bootstrap (waiting, with back-off, while no broker can be reached), join the group, get partitions."""
         self._consumer.subscribe(self._config.topics, listener=_Rebalance(self))
-        await self._consumer.start()
+        await self._unreachable.until_reached(
+            brokers(self._config),
+            lambda: start_client(self._consumer),
+            transient=lambda error: isinstance(error, KafkaConnectionError),
+        )
 
     async def stop(self) -> None:
         await self._consumer.stop()
