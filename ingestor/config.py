@@ -1,10 +1,10 @@
 """Configuration: one YAML file, its keys overridable by `INGESTOR_<SECTION>__<KEY>` environment variables (names
 are lowercased: a mapping keyed by table names, and a list, is set as a whole).
 
-`load_config()` validates everything before any client is built and raises ConfigError whose lines name the
-key and the fix. Secrets are `Secret` (a `SecretStr`) and print masked in `masked()`; `secret_paths()` derives
-from the models which keys they are, so their environment values are taken verbatim and `provision` never
-writes them into a file.
+`load_config()` validates everything before any client is built and raises ConfigError whose lines name the key,
+what it expects and where the value came from (`read_document` records each value's file line or variable).
+Secrets are `Secret` (a `SecretStr`) and print masked in `effective()`; `secret_paths()` derives from the models
+which keys they are, so their environment values are taken verbatim and `provision` never writes them into a file.
 """
 
 from __future__ import annotations
