@@ -173,8 +173,8 @@ def _to_provision(paths: Sequence[KeyPath], document: Document, provisioned: boo
             f"{out / 'ingestor.yaml'}"
         )
     return (
-        f"{what}: ingestor provision fills in the real values; run ingestor provision --config {file} --out deploy, deploy "
-        f"deploy/azuredeploy.json, run ingestor provision --config {file} --out deploy --outputs "
+        f"{what}: ingestor provision fills in the real values; run ingestor provision --config {file} --out "
+        f"deploy, deploy deploy/azuredeploy.json, run ingestor provision --config {file} --out deploy --outputs "
         "deploy/outputs.json, then check deploy/ingestor.yaml"
     )
 
