@@ -68,8 +68,12 @@ def check_config(path: Path, cwd: Path | None = None, **variables: str) -> subpr
 
 
 def error_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """The problems an exit 2 reports: one on the message's line, several listed under it."""
     assert done.returncode == 2, (done.stdout, done.stderr)
-    return [line.removeprefix("  - ") for line in done.stderr.splitlines() if line.startswith("  - ")]
+    lines = done.stderr.splitlines()
+    (message,) = [line for line in lines if line.startswith("ingestor: invalid configuration:")]
+    listed = [line.removeprefix("  - ") for line in lines if line.startswith("  - ")]
+    return listed or [message.removeprefix("ingestor: invalid configuration: ")]
 
 
 def warning_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
