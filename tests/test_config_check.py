@@ -342,8 +342,9 @@ def test_a_secret_written_in_the_file_is_a_warning_naming_the_variable_and_the_c
 
 def test_the_chart_secret_keys_are_the_charts() -> None:
     helpers = (ROOT / "helm" / "ingestor" / "templates" / "_helpers.tpl").read_text()
-    block = helpers.split('{{- define "ingestor.secretEnv" -}}')[1].split("{{- end }}")[0]
-    chart = dict(line.split(": ") for line in block.strip().splitlines())
+    block = yaml.safe_load(helpers.split('{{- define "ingestor.secretEnv" -}}')[1].split("{{- end }}")[0])
+    # each key names its variable, alone or as `{path: ..., env: ...}`
+    chart = {key: entry["env"] if isinstance(entry, dict) else entry for key, entry in block.items()}
     assert set(CHART_SECRET_KEYS) == set(SECRET_PATHS)
     assert {key: env_name(path) for path, key in CHART_SECRET_KEYS.items()} == chart
 
