@@ -18,10 +18,8 @@ from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-import yaml
-
 from ingestor import __version__
-from ingestor.config import Config, load_config
+from ingestor.config import Config
 from ingestor.errors import ConfigError, IngestorError, TaskDied
 from ingestor.logs import setup_logging
 
@@ -99,14 +97,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except IngestorError as exc:  # the configuration, or the KQL analyzer of --check-queries (Node.js missing)
             print(f"ingestor provision: {exc}", file=sys.stderr)
             return EXIT_CONFIG
+    from ingestor.config_check import effective_yaml, load_runnable
+
     try:
-        config = load_config(args.config)
+        checked = load_runnable(args.config)
     except ConfigError as exc:
         print(f"ingestor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    config = checked.config
     if args.command == "check-config":
-        print(yaml.safe_dump(config.masked(), sort_keys=False), end="")
+        for warning in checked.warnings:
+            print(f"ingestor: warning: {warning}", file=sys.stderr)
+        print(effective_yaml(checked), end="")
         return 0
+    setup_logging(config.log_level)
+    for warning in checked.warnings:
+        log.warning("configuration: %s", warning)
     if args.command == "replay":
         return replay(config, args)
     if args.workers < 1:

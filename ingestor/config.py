@@ -1,20 +1,22 @@
 """Configuration: one YAML file, its keys overridable by `INGESTOR_<SECTION>__<KEY>` environment variables (names
 are lowercased: a mapping keyed by table names, and a list, is set as a whole).
 
-`load_config()` validates everything before any client is built and raises ConfigError whose lines name the
-key and the fix. Secrets are `Secret` (a `SecretStr`) and print masked in `masked()`; `secret_paths()` derives
-from the models which keys they are, so their environment values are taken verbatim and `provision` never
-writes them into a file.
+`load_config()` validates everything before any client is built and raises ConfigError whose lines name the key,
+what it expects and where the value came from (`read_document` records each value's file line or variable).
+Secrets are `Secret` (a `SecretStr`) and print masked in `effective()`; `secret_paths()` derives from the models
+which keys they are, so their environment values are taken verbatim and `provision` never writes them into a file.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -29,9 +31,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from ingestor.errors import ConfigError
-from ingestor.retention import RetentionConfig, TableRoute, build_routes
+from ingestor.retention import RULE_ID_PATTERN, STREAM_PATTERN, TABLE_NAME, RetentionConfig, TableRoute, build_routes
 from ingestor.tables import (
     MAX_COLUMNS_PER_TABLE,
     UNMAPPED_COLUMNS,
@@ -48,6 +51,12 @@ REQUEST_LIMIT_BYTES = 1_048_576
 DEFAULT_MAX_REQUEST_BYTES = 1_040_000
 # What `ingestor provision` writes in place of a secret: `${INGESTOR_...}`, the variable that must carry it.
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+# The Event Hubs Kafka endpoint's port, added to a namespace host written without one.
+EVENT_HUBS_KAFKA_PORT = 9093
+EXAMPLE_RULE_ID = "dcr-0123456789abcdef0123456789abcdef"
+# Blob container names: 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric.
+CONTAINER_PATTERN = r"^[a-z0-9]([a-z0-9]|-[a-z0-9])+$"
+NAMESPACE_PATTERN = r"^[A-Za-z0-9.-]+$"
 
 
 def _not_a_placeholder(value: SecretStr) -> SecretStr:
@@ -110,11 +119,21 @@ class KafkaSourceConfig(Section):
     @field_validator("bootstrap_servers", "topics", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
-        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        return comma_list(value)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _event_hubs_port(cls, value: list[str]) -> list[str]:
+        return [with_kafka_port(server) for server in value]
 
     @property
     def is_event_hubs(self) -> bool:
-        return any(".servicebus." in server for server in self.bootstrap_servers)
+        return any(is_event_hubs_host(server) for server in self.bootstrap_servers)
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connection is TLS: asked for, or forced by Event Hubs or by SASL (always SASL_SSL here)."""
+        return self.tls or self.is_event_hubs or self.auth.type != "none"
 
     @model_validator(mode="after")
     def _event_hubs_needs_tls_and_auth(self) -> KafkaSourceConfig:
@@ -125,14 +144,29 @@ class KafkaSourceConfig(Section):
         return self
 
 
+def comma_list(value: Any) -> Any:
+    """A list written as `a,b` (handy in an environment variable) as a list; anything else as it is."""
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+def is_event_hubs_host(server: str) -> bool:
+    return ".servicebus." in server
+
+
+def with_kafka_port(server: str) -> str:
+    """An Event Hubs namespace host without a port gets the Kafka endpoint's; every other server stays as written."""
+    if is_event_hubs_host(server) and not re.search(r":\d+$", server):
+        return f"{server}:{EVENT_HUBS_KAFKA_PORT}"
+    return server
+
+
 class CheckpointStoreConfig(Section):
     """Blob container holding the AMQP source's partition ownership and checkpoints: `account_url`
     (https://<account>.blob.core.windows.net, Entra ID) or `connection_string`. One container per consumer group."""
 
     account_url: str | None = None
     connection_string: Secret | None = None
-    # Blob container names: 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric.
-    container: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9]|-[a-z0-9])+$", min_length=3, max_length=63)]
+    container: Annotated[str, Field(pattern=CONTAINER_PATTERN, min_length=3, max_length=63)]
 
     @model_validator(mode="after")
     def _one_way_in(self) -> CheckpointStoreConfig:
@@ -150,7 +184,7 @@ class EventHubsSourceConfig(Section):
     (`fully_qualified_namespace`, DefaultAzureCredential: workload identity first) or a connection string."""
 
     type: Literal["eventhubs"]
-    fully_qualified_namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")] | None = None
+    fully_qualified_namespace: Annotated[str, Field(pattern=NAMESPACE_PATTERN)] | None = None
     connection_string: Secret | None = None
     eventhub_name: Annotated[str, Field(min_length=1, max_length=256)]
     consumer_group: Annotated[str, Field(min_length=1)] = "$Default"
@@ -253,8 +287,11 @@ class LogsIngestionSinkConfig(Section):
     @field_validator("rule_id")
     @classmethod
     def _immutable_id(cls, value: str) -> str:
-        if not re.fullmatch(r"dcr-[0-9a-fA-F]{32}", value):
-            raise ValueError(f"must be a DCR immutable id, 'dcr-' and 32 hex digits, got {value!r}")
+        if not re.fullmatch(RULE_ID_PATTERN, value):
+            raise ValueError(
+                f"must be a DCR immutable id, 'dcr-' and 32 hex digits, got {value!r}; e.g. {EXAMPLE_RULE_ID} "
+                "(Azure portal: the DCR's JSON view, immutableId)"
+            )
         return value
 
     @field_validator("tables")
@@ -403,10 +440,13 @@ class Config(Section):
         keep = self.validation.unknown_columns == "keep"
         return with_extra_columns(load_schemas(), self.schemas.extra_columns, unmapped=keep)
 
-    def masked(self) -> dict[str, Any]:
-        """The configuration as plain data with every secret replaced by asterisks."""
-        masked: dict[str, Any] = _mask(self.model_dump(mode="python"))
-        return masked
+    def effective(self) -> dict[str, Any]:
+        """The configuration as it will run, as plain data: keys named as users write them (`in`, `class`), values
+        as used (the Kafka source's `tls` true when Event Hubs or SASL forces it), every secret as asterisks."""
+        effective: dict[str, Any] = _mask(self.model_dump(mode="python", by_alias=True))
+        if isinstance(self.source, KafkaSourceConfig):
+            effective["source"]["tls"] = self.source.uses_tls
+        return effective
 
 
 def _mask(value: Any) -> Any:
@@ -459,9 +499,47 @@ def env_name(path: tuple[str, ...] | list[str]) -> str:
     return ENV_PREFIX + "__".join(p.upper() for p in path)
 
 
-def apply_env(doc: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+KeyPath = tuple[str, ...]
+
+
+class Origin(NamedTuple):
+    """Where a value came from: an `INGESTOR_...` variable, or a line of the file."""
+
+    variable: str | None = None
+    line: int | None = None
+
+
+@dataclass
+class Document:
+    """The configuration as read, before validation: the file's mapping with the environment laid over it, and
+    where each value came from (`origins`, by key path as in the file; list items by index)."""
+
+    doc: dict[str, Any]
+    origins: dict[KeyPath, Origin] = field(default_factory=dict)
+    file: Path | None = None
+
+    def origin(self, path: Sequence[str]) -> Origin | None:
+        """The origin of the value at `path`: its own, or that of the nearest enclosing value that has one."""
+        for end in range(len(path), 0, -1):
+            found = self.origins.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return None
+
+    def where(self, path: Sequence[str]) -> str:
+        """` (from FILE line N)` or ` (from INGESTOR_X)` for the value at `path`; empty when it has no origin."""
+        origin = self.origin(path)
+        if origin is None:
+            return ""
+        return f" (from {origin.variable})" if origin.variable else f" (from {self.file} line {origin.line})"
+
+
+def apply_env(
+    doc: dict[str, Any], environ: dict[str, str], origins: dict[KeyPath, Origin] | None = None
+) -> dict[str, Any]:
     """Overlay `INGESTOR_A__B=value` onto doc["a"]["b"]; values are parsed as YAML scalars or lists, except the
-    values of secret keys, taken verbatim (a YAML parse would cut a secret at ` #` or turn `yes` into true)."""
+    values of secret keys, taken verbatim (a YAML parse would cut a secret at ` #` or turn `yes` into true).
+    Each variable applied is recorded in `origins`, replacing the origins of what it replaced."""
     for name, text in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
@@ -474,6 +552,10 @@ def apply_env(doc: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
+        if origins is not None:
+            for key in [k for k in origins if k[: len(path)] == tuple(path)]:
+                del origins[key]
+            origins[tuple(path)] = Origin(variable=name)
         if is_secret(path) or not text:
             node[path[-1]] = text
             continue
@@ -484,26 +566,145 @@ def apply_env(doc: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
     return doc
 
 
-def _describe(error: Any) -> str:
+def node_entries(node: yaml.Node | None, at: KeyPath = ()) -> Iterator[tuple[KeyPath, yaml.Node, yaml.Node]]:
+    """(key path, node the entry starts at (its key, or the list item), value node) of every entry under a composed
+    YAML node, depth first; list items are keyed by their index."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*at, str(key.value))
+            yield path, key, value
+            yield from node_entries(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            path = (*at, str(index))
+            yield path, item, item
+            yield from node_entries(item, path)
+
+
+def user_path(loc: Sequence[int | str]) -> KeyPath:
+    """A pydantic error location as the key path a user writes (without validator steps and the source's tag)."""
+    parts = [str(p) for p in loc if not str(p).startswith("function")]
     # Locations inside `source` carry the union tag (`source.kafka.topics`): users write `source.topics`.
-    parts = [str(p) for p in error["loc"] if not str(p).startswith("function")]
     if parts[:1] == ["source"] and parts[1:2] in (["kafka"], ["eventhubs"]):
         del parts[1]
-    loc = ".".join(parts)
-    env = ENV_PREFIX + "__".join(p.upper() for p in parts)
-    message = error["msg"].removeprefix("Value error, ")
+    return tuple(parts)
+
+
+# What a value must look like, by pydantic error type: (phrase, example when the field has no default).
+_EXPECTED = {
+    **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), ("a whole number", "4")),
+    **dict.fromkeys(("float_parsing", "float_type"), ("a number", "1.5")),
+    **dict.fromkeys(("bool_parsing", "bool_type"), ("true or false", "true")),
+    "string_type": ("text", "defender"),
+    "list_type": ("a list", "[a, b]"),
+    **dict.fromkeys(("dict_type", "model_type", "model_attributes_type"), ("a mapping", "{key: value}")),
+    **dict.fromkeys(
+        ("datetime_parsing", "datetime_type", "datetime_from_date_parsing"),
+        ("an ISO 8601 time", "2024-05-01T00:00:00Z"),
+    ),
+    "path_type": ("a file path", "/etc/ingestor/ca.pem"),
+}
+_BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+# What each pattern of the models means, with an example (tests/test_config_check.py checks that none is missing).
+PATTERN_MEANINGS = {
+    RULE_ID_PATTERN: ("a DCR immutable id, 'dcr-' and 32 hex digits", EXAMPLE_RULE_ID),
+    STREAM_PATTERN: ("a DCR stream name, 'Custom-' and letters, digits or _", "Custom-DeviceInfo_CL"),
+    f"^{TABLE_NAME}$": (
+        "a custom table name: a letter, then letters, digits or _, ending in _CL, at most 63 characters",
+        "DeviceInfo_Archive_CL",
+    ),
+    CONTAINER_PATTERN: (
+        "a blob container name: 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric",
+        "defender-ingestor",
+    ),
+    NAMESPACE_PATTERN: ("a host name: letters, digits, dots and hyphens", "my-namespace.servicebus.windows.net"),
+}
+
+
+def describe(error: Any, document: Document | None = None) -> str:
+    """One line for a pydantic error: the key, what is wrong, what it expects with an example, where it came from.
+    A secret's value is never shown."""
+    path = user_path(error["loc"])
+    loc = ".".join(path) or "(top level)"
+    where = document.where(path) if document is not None else ""
     if error["type"] == "missing":
-        return f"{loc}: required; set it in the config file or with {env}"
+        return f"{loc}: required; set it in the config file or with {env_name(path)}"
     if error["type"] == "extra_forbidden":
-        return f"{loc}: unknown key; remove it or check its spelling (see README, Configuration)"
-    return f"{loc or '(top level)'}: {message}"
+        return f"{loc}: unknown key; remove it or check its spelling (see README, Configuration){where}"
+    expected = _expected(error, path)
+    if expected is None:
+        return f"{loc}: {error['msg'].removeprefix('Value error, ')}{where}"
+    got = "the value is not valid" if is_secret(path) else f"got {_shown(error['input'])}"
+    return f"{loc}: {got}; expected {expected}{where}"
+
+
+def _expected(error: Any, path: KeyPath) -> str | None:
+    kind, context = error["type"], error.get("ctx", {})
+    example: Any = None
+    if kind in _EXPECTED:
+        phrase, example = _EXPECTED[kind]
+    elif kind in ("literal_error", "union_tag_invalid"):
+        options = re.findall(r"'([^']*)'", str(context.get("expected") or context.get("expected_tags")))
+        phrase, example = "one of " + " | ".join(options), options[0] if options else None
+    elif kind == "string_pattern_mismatch":
+        phrase, example = PATTERN_MEANINGS.get(context["pattern"], (f"text matching {context['pattern']}", None))
+    elif kind in _BOUNDS:
+        phrase = "a value " + str(error["msg"]).removeprefix("Input should be ")
+    else:
+        return None
+    found = _field_at(path)
+    default = None if found is None else found.get_default()
+    if isinstance(default, str | int | float) and kind != "string_pattern_mismatch":
+        example = str(default).lower() if isinstance(default, bool) else default
+    return phrase if example is None else f"{phrase}, e.g. {example}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _field_at(path: Sequence[str], annotation: Any = Config) -> FieldInfo | None:
+    """The model field that holds the key at `path` (mapping keys and list indices stepped over), if any."""
+    if not path:
+        return None
+    for option in _alternatives(annotation):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            found = next((f for name, f in option.model_fields.items() if path[0] in (name, f.alias)), None)
+            if found is not None:
+                return found if len(path) == 1 else _field_at(path[1:], found.annotation)
+        elif get_origin(option) in (dict, list):
+            return _field_at(path[1:], get_args(option)[-1])
+    return None
+
+
+def _alternatives(annotation: Any) -> list[Any]:
+    """The types an annotation allows, Annotated and unions unwrapped."""
+    if get_origin(annotation) is Annotated:
+        return _alternatives(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return [option for arg in get_args(annotation) for option in _alternatives(arg)]
+    return [annotation]
+
+
+def validate(document: Document) -> Config:
+    """The configuration of `document`, or ConfigError with one line per problem (`describe`)."""
+    try:
+        return Config.model_validate(document.doc)
+    except ValidationError as exc:
+        raise ConfigError([describe(e, document) for e in exc.errors()]) from None
 
 
 def parse_config(doc: dict[str, Any]) -> Config:
-    try:
-        return Config.model_validate(doc)
-    except ValidationError as exc:
-        raise ConfigError([_describe(e) for e in exc.errors()]) from None
+    return validate(Document(doc))
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
@@ -514,12 +715,19 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return exc.__class__.__name__
 
 
-def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Config:
-    """Read YAML (optional when everything comes from the environment), overlay env, validate."""
+def read_document(path: Path | None, environ: dict[str, str] | None = None) -> Document:
+    """The YAML file (optional when everything comes from the environment) with the environment laid over it, and
+    the origin of every value; not validated."""
     doc: Any = {}
+    node: yaml.Node | None = None
     if path is not None:
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+            try:
+                node = loader.get_single_node()
+                doc = {} if node is None else loader.construct_document(node)
+            finally:
+                loader.dispose()
         except OSError as exc:
             raise ConfigError([f"--config {path}: cannot read ({exc.strerror})"]) from exc
         except yaml.YAMLError as exc:
@@ -527,4 +735,11 @@ def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Con
             raise ConfigError([f"--config {path}: not valid YAML ({yaml_problem(exc)})"]) from None
         if not isinstance(doc, dict):
             raise ConfigError([f"--config {path}: top level must be a mapping of sections"])
-    return parse_config(apply_env(doc, dict(os.environ if environ is None else environ)))
+    origins = {entry: Origin(line=start.start_mark.line + 1) for entry, start, _ in node_entries(node)}
+    doc = apply_env(doc, dict(os.environ if environ is None else environ), origins)
+    return Document(doc, origins, path)
+
+
+def load_config(path: Path | None, environ: dict[str, str] | None = None) -> Config:
+    """Read YAML (optional when everything comes from the environment), overlay env, validate."""
+    return validate(read_document(path, environ))

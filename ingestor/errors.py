@@ -31,10 +31,12 @@ class IngestorError(Exception):
 
 
 class ConfigError(IngestorError):
-    """Configuration problems, one line per problem, each naming the key."""
+    """Configuration problems, one line per problem, each naming the key; a single problem is the message's one
+    line."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        listed = f" {problems[0]}" if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
+        super().__init__(f"invalid configuration:{listed}")
         self.problems = problems
 
 

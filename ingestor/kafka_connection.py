@@ -58,7 +58,7 @@ def connection_settings(config: KafkaSourceConfig, credentials: SourceCredential
     settings: dict[str, Any] = {"bootstrap_servers": config.bootstrap_servers}
     if config.is_event_hubs:
         settings.update(EVENT_HUBS_CONNECTION_SETTINGS)
-    tls = config.tls or config.is_event_hubs or config.auth.type != "none"
+    tls = config.uses_tls
     if tls:
         settings["ssl_context"] = _ssl_context(config)
     if config.auth.type == "connection_string":

@@ -24,7 +24,10 @@ TOTAL_RETENTION_YEARS = (1095, 1460, 1826, 2191, 2556, 2922, 3288, 3653, 4018, 4
 # Basic and Auxiliary tables keep data queryable interactively for a fixed 30 days.
 FIXED_INTERACTIVE_DAYS = 30
 CLASS_NAME = r"[A-Za-z][A-Za-z0-9]{0,19}"
-RuleId = Annotated[str, Field(pattern=r"^dcr-[0-9a-fA-F]{32}$")]
+# A DCR's immutable id: `dcr-` and 32 hex digits.
+RULE_ID_PATTERN = r"^dcr-[0-9a-fA-F]{32}$"
+RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN)]
+STREAM_PATTERN = r"^Custom-[A-Za-z0-9_]+$"
 # Log Analytics custom tables: letters, digits and `_`, starting with a letter, ending in `_CL`, at most 63 chars.
 TABLE_NAME = r"[A-Za-z][A-Za-z0-9_]{0,59}_CL"
 # Columns a destination must keep: the service needs TimeGenerated, and a row without these is invalid.
@@ -122,7 +125,7 @@ class DestinationSettings(_Model):
     """Overrides for one (table, class) destination; unset fields are derived (see `destination_names`)."""
 
     rule_id: RuleId | None = None
-    stream: Annotated[str, Field(pattern=r"^Custom-[A-Za-z0-9_]+$")] | None = None
+    stream: Annotated[str, Field(pattern=STREAM_PATTERN)] | None = None
     table_name: Annotated[str, Field(pattern=f"^{TABLE_NAME}$")] | None = None
     # Cut cost: send only these columns, or all but these (not both). TimeGenerated, RetentionTag and the
     # table's required columns always stay.

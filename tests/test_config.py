@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from ingestor.config import ConfigError, load_config, parse_config
+from ingestor.config_check import load_runnable
 from ingestor.kafka_connection import EntraTokenProvider
 from ingestor.sources.kafka import consumer_settings
 
@@ -215,11 +216,16 @@ def test_crc_checks_can_be_turned_off_from_the_environment(tmp_path: Path) -> No
     assert consumer_settings(config.source)["check_crcs"] is False
 
 
-def test_the_readme_configuration_example_is_valid() -> None:
+def test_the_readme_configuration_example_is_valid(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme[readme.index("\n## Configuration\n") :]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_config(yaml.safe_load(example))
     assert config.source.auth.type == "entra" and config.source.is_event_hubs
-    assert config.routes()["DeviceNetworkEvents"].fallback.rule_id == "dcr-" + "1" * 32
+    assert config.routes()["DeviceNetworkEvents"].fallback.rule_id == "dcr-8e2d4b6a1c3f5e7d9b0a2c4e6f8d0b1a"
     assert config.validation.unknown_columns == "keep" and config.schemas.extra_columns == {}
+    # It can run as it is: check-config neither refuses nor warns.
+    path = tmp_path / "ingestor.yaml"
+    path.write_text(example)
+    checked = load_runnable(path, {})
+    assert checked.warnings == [] and checked.config == config

@@ -110,6 +110,8 @@ def test_check_config_masks_both_connection_strings(tmp_path: Path) -> None:
             "checkpoint_store": {"connection_string": STORAGE, "container": "checkpoints"},
         }
     )
+    # check-config refuses the all-zero DCR id of config_doc (a placeholder): a real-looking destination
+    doc["sink"] = {"endpoint": "https://dce-a1b2.westeurope-1.ingest.monitor.azure.com", "rule_id": "dcr-" + "ab" * 16}
     path = tmp_path / "ingestor.yaml"
     path.write_text(yaml.safe_dump(doc))
     done = subprocess.run(ingestor_command("check-config", "--config", str(path)), capture_output=True, text=True)

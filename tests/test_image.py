@@ -644,7 +644,7 @@ source: {type: kafka, bootstrap_servers: ["127.0.0.1:9092"], topics: [defender],
 sink:
   type: logs_ingestion
   endpoint: https://dce.example.ingest.monitor.azure.com
-  rule_id: dcr-00000000000000000000000000000000
+  rule_id: dcr-0123456789abcdef0123456789abcdef
   credential: {type: default}
 dead_letter: {path: /var/lib/ingestor/dead-letter}
 """
