@@ -206,3 +206,22 @@ def test_a_window_longer_than_the_interactive_retention_is_a_finding_and_a_short
     fine = check_queries(tmp_path, one_file(tmp_path / "r", "rule.yaml", yaml.safe_dump(rule)))
     assert fine.returncode == 0, fine.stdout
     assert "0 findings" in fine.stdout
+
+
+def test_rules_exported_as_arm_take_their_kind_from_the_resource(tmp_path: Path) -> None:
+    basic = {"default_class": "cheap", "classes": {"cheap": {"plan": "Basic"}}}
+    done = check_queries(tmp_path, one_file(tmp_path, "export.json", json.dumps(ARM_EXPORT)), retention=basic)
+    assert done.returncode == 1, done.stdout + done.stderr
+    for rule, table in (
+        ("Logons by protocol", "DeviceLogonEvents"),
+        ("Latest process per file", "DeviceProcessEvents"),
+    ):
+        assert f"export.json ({rule}): {table}, class cheap (plan Basic): a scheduled rule" in done.stdout
+    assert "2 findings" in done.stdout
+
+
+def test_an_iso_8601_query_period_is_the_window_of_a_rule(tmp_path: Path) -> None:
+    rule = {**SCHEDULED, "queryPeriod": "P100D", "query": "DeviceProcessEvents | count\n"}
+    done = check_queries(tmp_path, one_file(tmp_path, "rule.yaml", yaml.safe_dump(rule)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the query reads 100 days back, class hot keeps 90 days interactively" in done.stdout
