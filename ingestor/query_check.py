@@ -5,12 +5,15 @@ Reads `.kql`/`.txt` files (one query each), Sentinel analytics-rule and hunting-
 API exports of analytics rules (JSON: every `properties.query`). Each query is analyzed by Kusto.Language
 (`ingestor.kql`) twice: against the native Defender tables and against the provisioned tables and functions. It
 breaks when the second reports an error the first does not; a query that fails against the native tables too
-(another table, a Sentinel function, a syntax error) cannot be checked, and is listed as such.
+(another table, a Sentinel function, a syntax error) cannot be checked, and is listed as such. `needs` then checks
+what each query needs of the retention configuration (plan, kept columns, interactive retention), finding the
+tables and columns it reads by a token scan of its text (comments and string literals stripped), not the analyzer.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +22,10 @@ from typing import Any, Literal, TextIO
 
 import yaml
 
+from ingestor.config import Config
 from ingestor.errors import ConfigError
 from ingestor.kql import Analyzer, Database, Diagnostic, native_database
+from ingestor.tables import load_schemas
 
 QUERY_SUFFIXES = (".kql", ".txt")
 RULE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -33,6 +38,8 @@ class Query:
     path: Path
     name: str
     text: str
+    kind: Literal["scheduled", "nrt", "hunting", "query"] = "query"
+    period: str | None = None  # a rule's queryPeriod, as written
 
     @property
     def where(self) -> str:
@@ -71,12 +78,13 @@ def _rule_queries(path: Path) -> Iterator[Query]:
         doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError([f"{path}: cannot read it as {path.suffix[1:].upper()} ({exc})"]) from exc
-    for name, query in _queries_in(doc):
-        yield Query(path, name, query)
+    for name, query, kind, period in _queries_in(doc):
+        yield Query(path, name, query, kind, period)
 
 
-def _queries_in(node: Any) -> Iterator[tuple[str, str]]:
-    """`query` of a rule document (YAML: at the top; ARM/API JSON: under each `properties`), named by the rule."""
+def _queries_in(node: Any) -> Iterator[tuple[str, str, Any, str | None]]:
+    """`query` of a rule document (YAML: at the top; ARM/API JSON: under each `properties`), named by the rule, with
+    its kind (`kind` Scheduled/NRT, or scheduling keys: a scheduled rule; else a hunting query) and queryPeriod."""
     if isinstance(node, list):
         for item in node:
             yield from _queries_in(item)
@@ -85,7 +93,13 @@ def _queries_in(node: Any) -> Iterator[tuple[str, str]]:
         holder = properties if isinstance(properties, dict) and isinstance(properties.get("query"), str) else node
         query = holder.get("query")
         if isinstance(query, str) and query.strip():
-            yield str(holder.get("displayName") or holder.get("name") or node.get("name") or ""), query
+            name = str(holder.get("displayName") or holder.get("name") or node.get("name") or "")
+            kind = str(node.get("kind") or holder.get("kind") or "").lower()
+            if kind not in ("scheduled", "nrt"):
+                scheduling = ("queryFrequency", "queryPeriod", "triggerOperator")
+                kind = "scheduled" if any(k in holder for k in scheduling) else "hunting"
+            period = holder.get("queryPeriod")
+            yield name, query, kind, str(period) if period is not None else None
             return
         for value in node.values():
             if isinstance(value, (dict, list)):
@@ -133,3 +147,77 @@ def report(verdicts: list[Verdict], out: TextIO) -> int:
 def _position(text: str, offset: int) -> str:
     before = text[:offset]
     return f"line {before.count(chr(10)) + 1}, column {offset - (before.rfind(chr(10)) + 1) + 1}"
+
+
+# Sentinel scheduled and NRT analytics rules query Analytics tables only; Basic and Auxiliary tables serve search
+# and interactive queries (https://learn.microsoft.com/azure/azure-monitor/logs/data-platform-logs#table-plans).
+_STRIPPED = re.compile(r"//[^\n]*|@?'(?:[^'\\\n]|\\.)*'|@?\"(?:[^\"\\\n]|\\.)*\"")
+_NAME = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+_AGO = re.compile(r"\bago\s*\(\s*(\d+(?:\.\d+)?)\s*(d|h|m|s|ms)\s*\)")
+_SHORT = re.compile(r"^(\d+)\s*([dhms])$")
+_ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def window_days(query: Query) -> float | None:
+    """The longest time a query reads back, in days: its queryPeriod and its largest `ago(<literal>)`."""
+    spans = [float(n) * _SECONDS[unit] for n, unit in _AGO.findall(_STRIPPED.sub(" ", query.text))]
+    if query.period:
+        period = query.period.strip()
+        if short := _SHORT.match(period):
+            spans.append(int(short[1]) * _SECONDS[short[2]])
+        elif (iso := _ISO.match(period.upper())) and any(iso.groups()):
+            d, h, m, sec = (int(g or 0) for g in iso.groups())
+            spans.append(d * 86400.0 + h * 3600 + m * 60 + sec)
+    return max(spans) / 86400 if spans else None
+
+
+def needs(queries: list[Query], config: Config) -> list[str]:
+    """What each query needs of the retention configuration and does not get: one finding (a short block) each."""
+    schemas = load_schemas()
+    routes = config.routes()
+    retention = config.retention
+    findings: list[str] = []
+    for query in queries:
+        names = set(_NAME.findall(_STRIPPED.sub(" ", query.text)))
+        window = window_days(query)
+        for table in sorted(names & set(schemas)):
+            for destination in routes[table].destinations:
+                name = destination.retention_tag
+                cls = retention.classes[name]
+                where = f"{query.where}: {table}, class {name} (plan {cls.plan})"
+                if query.kind in ("scheduled", "nrt") and cls.plan != "Analytics":
+                    rule = next(
+                        (f"retention.rules[{i}]" for i, r in enumerate(retention.rules)
+                         if r.class_ == name and (not r.tables or table in r.tables)),
+                        f"retention.default_class {name}",
+                    )  # fmt: skip
+                    findings.append(
+                        f"{where}: a {'NRT' if query.kind == 'nrt' else 'scheduled'} rule cannot query a "
+                        f"{cls.plan} table; {rule} sends rows there.\n    fix: keep the rows the rule needs in an "
+                        f"Analytics class (a retention rule before {rule}), or give class {name} plan Analytics"
+                    )
+                for column in sorted(names & set(destination.dropped_columns)):
+                    settings = retention.destinations[table][name]
+                    key = "drop_columns" if settings.drop_columns is not None else "keep_columns"
+                    action = "remove it from" if key == "drop_columns" else "add it to"
+                    findings.append(
+                        f"{where}: column {column} is always null for rows of class {name}.\n    fix: keep it: "
+                        f"{action} retention.destinations.{table}.{name}.{key}"
+                    )
+                days = cls.interactive_days
+                if window is not None and days is not None and window > days:
+                    findings.append(
+                        f"{where}: the query reads {window:g} days back, class {name} keeps {days} days "
+                        f"interactively.\n    fix: shorten the window, raise retention_days of class {name}, or "
+                        "use a search job"
+                    )
+    return findings
+
+
+def report_findings(findings: list[str], out: TextIO) -> int:
+    """Print the findings of `needs` and their count; 1 when there is any, else 0."""
+    for finding in findings:
+        print(f"NEEDS: {finding}", file=out)
+    print(f"{len(findings)} findings on what the queries need of the retention configuration", file=out)
+    return 1 if findings else 0

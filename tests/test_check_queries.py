@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 from realparts import ingestor_command
@@ -38,9 +39,9 @@ ARM_EXPORT = {
             "kind": "Scheduled",
             "name": "[concat(parameters('workspace'),'/Microsoft.SecurityInsights/aaaa')]",
             "properties": {
-                "displayName": "DNS to a newly seen domain",
-                "query": "DeviceNetworkEvents\n| where ActionType == 'DnsConnectionInspected'\n"
-                "| extend Query = tostring(AdditionalFields.query)\n| summarize count() by Query",
+                "displayName": "Logons by protocol",
+                "query": "DeviceLogonEvents\n| where ActionType == 'LogonSuccess'\n"
+                "| extend Protocol = tostring(AdditionalFields.Protocol)\n| summarize count() by Protocol",
             },
         },
         {
@@ -48,8 +49,8 @@ ARM_EXPORT = {
             "kind": "Scheduled",
             "name": "[concat(parameters('workspace'),'/Microsoft.SecurityInsights/bbbb')]",
             "properties": {
-                "displayName": "File type of downloads",
-                "query": "DeviceFileEvents | extend FileType = tostring(AdditionalFields.FileType) "
+                "displayName": "Latest process per file",
+                "query": "DeviceProcessEvents | extend Elevation = tostring(AdditionalFields.ProcessElevation) "
                 "| summarize arg_max(Timestamp, *) by SHA1",
             },
         },
@@ -73,9 +74,19 @@ def queries_dir(tmp_path: Path) -> Path:
 
 
 def provision(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return check_queries(tmp_path, queries_dir(tmp_path), *extra, env=env)
+
+
+def check_queries(
+    tmp_path: Path,
+    rules: Path,
+    *extra: str,
+    retention: dict[str, Any] = WORKED_EXAMPLE,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "in.yaml"
-    config.write_text(yaml.safe_dump(config_doc(WORKED_EXAMPLE)))
-    command = ingestor_command("provision", "--config", str(config), "--check-queries", str(queries_dir(tmp_path)))
+    config.write_text(yaml.safe_dump(config_doc(retention)))
+    command = ingestor_command("provision", "--config", str(config), "--check-queries", str(rules))
     return subprocess.run([*command, *extra], capture_output=True, text=True, env=env)
 
 
@@ -122,3 +133,95 @@ def test_a_file_that_is_no_text_or_no_yaml_is_named_with_the_reason(tmp_path: Pa
         )
         assert done.returncode == 2, done.stderr
         assert name in done.stderr and "Traceback" not in done.stderr
+
+
+# Item 5 of issue 19: what a query needs of the retention configuration, not only that it compiles.
+NETWORK_QUERY = "DeviceNetworkEvents\n| where RemotePort == 4444 // reverse shells\n| project Timestamp, DeviceName\n"
+SCHEDULED = {
+    "name": "Port 4444",
+    "kind": "Scheduled",
+    "queryFrequency": "1h",
+    "queryPeriod": "1h",
+    "query": NETWORK_QUERY,
+}
+HUNTING = {"name": "Port 4444", "description": "hunt", "query": NETWORK_QUERY}
+
+
+def one_file(tmp_path: Path, name: str, content: str) -> Path:
+    rules = tmp_path / "rules"
+    rules.mkdir(parents=True)
+    (rules / name).write_text(content)
+    return rules
+
+
+def test_a_scheduled_rule_over_rows_of_an_auxiliary_class_is_a_finding_with_the_fix(tmp_path: Path) -> None:
+    done = check_queries(tmp_path, one_file(tmp_path, "rule.yaml", yaml.safe_dump(SCHEDULED)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "rule.yaml (Port 4444): DeviceNetworkEvents, class archive (plan Auxiliary): a scheduled rule cannot " \
+        "query a Auxiliary table; retention.rules[1] sends rows there." in done.stdout  # fmt: skip
+    assert "fix: keep the rows the rule needs in an Analytics class (a retention rule before retention.rules[1]), " \
+        "or give class archive plan Analytics" in done.stdout  # fmt: skip
+    assert "0 would break" in done.stdout and "1 findings" in done.stdout
+
+
+def test_the_same_query_as_a_hunting_query_is_no_finding(tmp_path: Path) -> None:
+    done = check_queries(tmp_path, one_file(tmp_path, "hunt.yaml", yaml.safe_dump(HUNTING)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 findings" in done.stdout
+
+
+def test_an_nrt_rule_over_a_basic_class_is_a_finding(tmp_path: Path) -> None:
+    basic = {"default_class": "cheap", "classes": {"cheap": {"plan": "Basic"}}}
+    nrt = {**SCHEDULED, "kind": "NRT"}
+    done = check_queries(tmp_path, one_file(tmp_path, "nrt.yaml", yaml.safe_dump(nrt)), retention=basic)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "DeviceNetworkEvents, class cheap (plan Basic): a NRT rule cannot query a Basic table; " \
+        "retention.default_class cheap sends rows there" in done.stdout  # fmt: skip
+
+
+def test_a_column_a_destination_drops_is_a_finding_with_the_key_to_change(tmp_path: Path) -> None:
+    query = "DeviceFileEvents\n| where InitiatingProcessVersionInfoFileDescription has 'updater'\n"
+    done = check_queries(tmp_path, one_file(tmp_path, "files.kql", query))
+    assert done.returncode == 1, done.stdout + done.stderr
+    column = "InitiatingProcessVersionInfoFileDescription"
+    assert f"files.kql: DeviceFileEvents, class archive (plan Auxiliary): column {column} is always null for rows " \
+        "of class archive." in done.stdout  # fmt: skip
+    assert "fix: keep it: remove it from retention.destinations.DeviceFileEvents.archive.drop_columns" in done.stdout
+    # In a comment or a string the column name is no read of the column.
+    quiet = check_queries(
+        tmp_path,
+        one_file(tmp_path / "q", "files.kql", "DeviceFileEvents // InitiatingProcessVersionInfoFileDescription\n"),
+    )
+    assert quiet.returncode == 0, quiet.stdout
+
+
+def test_a_window_longer_than_the_interactive_retention_is_a_finding_and_a_shorter_one_is_not(tmp_path: Path) -> None:
+    query = "DeviceProcessEvents | where Timestamp > ago(120d) | count\n"
+    done = check_queries(tmp_path, one_file(tmp_path, "long.kql", query))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "long.kql: DeviceProcessEvents, class hot (plan Analytics): the query reads 120 days back, class hot " \
+        "keeps 90 days interactively." in done.stdout  # fmt: skip
+    assert "fix: shorten the window, raise retention_days of class hot, or use a search job" in done.stdout
+    rule = {**SCHEDULED, "queryPeriod": "14d", "queryFrequency": "P1D", "query": "DeviceProcessEvents | count\n"}
+    fine = check_queries(tmp_path, one_file(tmp_path / "r", "rule.yaml", yaml.safe_dump(rule)))
+    assert fine.returncode == 0, fine.stdout
+    assert "0 findings" in fine.stdout
+
+
+def test_rules_exported_as_arm_take_their_kind_from_the_resource(tmp_path: Path) -> None:
+    basic = {"default_class": "cheap", "classes": {"cheap": {"plan": "Basic"}}}
+    done = check_queries(tmp_path, one_file(tmp_path, "export.json", json.dumps(ARM_EXPORT)), retention=basic)
+    assert done.returncode == 1, done.stdout + done.stderr
+    for rule, table in (
+        ("Logons by protocol", "DeviceLogonEvents"),
+        ("Latest process per file", "DeviceProcessEvents"),
+    ):
+        assert f"export.json ({rule}): {table}, class cheap (plan Basic): a scheduled rule" in done.stdout
+    assert "2 findings" in done.stdout
+
+
+def test_an_iso_8601_query_period_is_the_window_of_a_rule(tmp_path: Path) -> None:
+    rule = {**SCHEDULED, "queryPeriod": "P100D", "query": "DeviceProcessEvents | count\n"}
+    done = check_queries(tmp_path, one_file(tmp_path, "rule.yaml", yaml.safe_dump(rule)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the query reads 100 days back, class hot keeps 90 days interactively" in done.stdout

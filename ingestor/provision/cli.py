@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="analyze the queries in DIR (.kql/.txt files, Sentinel rule YAML, rule exports in JSON) against the "
-        "workspace this configuration provisions and list those that would break (exit code 1); needs Node.js",
+        "workspace this configuration provisions and list those that would break or need what the retention "
+        "configuration does not give (exit code 1); needs Node.js",
     )
     parser.add_argument(
         "--outputs", type=Path, help="the deployment's outputs (JSON), to fill the DCR ids into the configuration"
@@ -64,12 +65,13 @@ def main(args: argparse.Namespace) -> int:
     if args.check_queries is None:
         return written
     from ingestor.kql import Analyzer, database_from_template
-    from ingestor.query_check import check, read_queries, report
+    from ingestor.query_check import check, needs, read_queries, report, report_findings
 
     queries = read_queries(args.check_queries)
     if not queries:
         raise ConfigError([f"--check-queries {args.check_queries}: no queries found (.kql, .txt, .yaml, .yml, .json)"])
-    return report(check(queries, database_from_template(template), Analyzer()), sys.stdout)
+    broken = report(check(queries, database_from_template(template), Analyzer()), sys.stdout)
+    return max(broken, report_findings(needs(queries, config), sys.stdout))
 
 
 def _write(
