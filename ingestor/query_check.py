@@ -25,6 +25,7 @@ import yaml
 from ingestor.config import Config
 from ingestor.errors import ConfigError
 from ingestor.kql import Analyzer, Database, Diagnostic, native_database
+from ingestor.retention import RetentionClass
 from ingestor.tables import load_schemas
 
 QUERY_SUFFIXES = (".kql", ".txt")
@@ -172,6 +173,16 @@ def window_days(query: Query) -> float | None:
     return max(spans) / 86400 if spans else None
 
 
+def queryable_days(cls: RetentionClass, name: str) -> tuple[int | None, str]:
+    """How far back a query of the class's rows reaches (None: the workspace default) and what lengthens it: the
+    interactive retention on Analytics and Basic (fixed at 30 days), the total retention on Auxiliary."""
+    if cls.plan == "Auxiliary":
+        return cls.total_retention_days, f"raise total_retention_days of class {name}"
+    if cls.plan == "Basic":
+        return cls.interactive_days, f"give class {name} plan Analytics"
+    return cls.interactive_days, f"raise retention_days of class {name}"
+
+
 def needs(queries: list[Query], config: Config) -> list[str]:
     """What each query needs of the retention configuration and does not get: one finding (a short block) each."""
     schemas = load_schemas()
@@ -192,9 +203,10 @@ def needs(queries: list[Query], config: Config) -> list[str]:
                          if r.class_ == name and (not r.tables or table in r.tables)),
                         f"retention.default_class {name}",
                     )  # fmt: skip
+                    kind = "an NRT" if query.kind == "nrt" else "a scheduled"
+                    plan = f"an {cls.plan}" if cls.plan[0] in "AEIOU" else f"a {cls.plan}"
                     findings.append(
-                        f"{where}: a {'NRT' if query.kind == 'nrt' else 'scheduled'} rule cannot query a "
-                        f"{cls.plan} table; {rule} sends rows there.\n    fix: keep the rows the rule needs in an "
+                        f"{where}: {kind} rule cannot query {plan} table; {rule} sends rows there.\n    fix: keep the rows the rule needs in an "
                         f"Analytics class (a retention rule before {rule}), or give class {name} plan Analytics"
                     )
                 for column in sorted(names & set(destination.dropped_columns)):
@@ -205,12 +217,11 @@ def needs(queries: list[Query], config: Config) -> list[str]:
                         f"{where}: column {column} is always null for rows of class {name}.\n    fix: keep it: "
                         f"{action} retention.destinations.{table}.{name}.{key}"
                     )
-                days = cls.interactive_days
+                days, lengthen = queryable_days(cls, name)
                 if window is not None and days is not None and window > days:
                     findings.append(
                         f"{where}: the query reads {window:g} days back, class {name} keeps {days} days "
-                        f"interactively.\n    fix: shorten the window, raise retention_days of class {name}, or "
-                        "use a search job"
+                        f"queryable.\n    fix: shorten the window, {lengthen}, or use a search job"
                     )
     return findings
 
@@ -219,5 +230,8 @@ def report_findings(findings: list[str], out: TextIO) -> int:
     """Print the findings of `needs` and their count; 1 when there is any, else 0."""
     for finding in findings:
         print(f"NEEDS: {finding}", file=out)
-    print(f"{len(findings)} findings on what the queries need of the retention configuration", file=out)
+    print(
+        f"{len(findings)} finding{'' if len(findings) == 1 else 's'} on what the queries need of the retention configuration",
+        file=out,
+    )
     return 1 if findings else 0

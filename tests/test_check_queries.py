@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from realparts import ingestor_command
 from test_provision import WORKED_EXAMPLE, config_doc
@@ -158,10 +159,10 @@ def test_a_scheduled_rule_over_rows_of_an_auxiliary_class_is_a_finding_with_the_
     done = check_queries(tmp_path, one_file(tmp_path, "rule.yaml", yaml.safe_dump(SCHEDULED)))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "rule.yaml (Port 4444): DeviceNetworkEvents, class archive (plan Auxiliary): a scheduled rule cannot " \
-        "query a Auxiliary table; retention.rules[1] sends rows there." in done.stdout  # fmt: skip
+        "query an Auxiliary table; retention.rules[1] sends rows there." in done.stdout  # fmt: skip
     assert "fix: keep the rows the rule needs in an Analytics class (a retention rule before retention.rules[1]), " \
         "or give class archive plan Analytics" in done.stdout  # fmt: skip
-    assert "0 would break" in done.stdout and "1 findings" in done.stdout
+    assert "0 would break" in done.stdout and "1 finding on" in done.stdout
 
 
 def test_the_same_query_as_a_hunting_query_is_no_finding(tmp_path: Path) -> None:
@@ -175,7 +176,7 @@ def test_an_nrt_rule_over_a_basic_class_is_a_finding(tmp_path: Path) -> None:
     nrt = {**SCHEDULED, "kind": "NRT"}
     done = check_queries(tmp_path, one_file(tmp_path, "nrt.yaml", yaml.safe_dump(nrt)), retention=basic)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "DeviceNetworkEvents, class cheap (plan Basic): a NRT rule cannot query a Basic table; " \
+    assert "DeviceNetworkEvents, class cheap (plan Basic): an NRT rule cannot query a Basic table; " \
         "retention.default_class cheap sends rows there" in done.stdout  # fmt: skip
 
 
@@ -200,7 +201,7 @@ def test_a_window_longer_than_the_interactive_retention_is_a_finding_and_a_short
     done = check_queries(tmp_path, one_file(tmp_path, "long.kql", query))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "long.kql: DeviceProcessEvents, class hot (plan Analytics): the query reads 120 days back, class hot " \
-        "keeps 90 days interactively." in done.stdout  # fmt: skip
+        "keeps 90 days queryable." in done.stdout  # fmt: skip
     assert "fix: shorten the window, raise retention_days of class hot, or use a search job" in done.stdout
     rule = {**SCHEDULED, "queryPeriod": "14d", "queryFrequency": "P1D", "query": "DeviceProcessEvents | count\n"}
     fine = check_queries(tmp_path, one_file(tmp_path / "r", "rule.yaml", yaml.safe_dump(rule)))
@@ -220,8 +221,29 @@ def test_rules_exported_as_arm_take_their_kind_from_the_resource(tmp_path: Path)
     assert "2 findings" in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("plan", "window", "finding"),
+    [
+        ({"plan": "Basic"}, 45, "keeps 30 days queryable.\n    fix: shorten the window, give class cold plan Analytics"),
+        ({"plan": "Auxiliary", "total_retention_days": 1095}, 400, None),  # queried in place for its whole retention
+        ({"plan": "Auxiliary", "total_retention_days": 365}, 400,
+         "keeps 365 days queryable.\n    fix: shorten the window, raise total_retention_days of class cold"),
+    ],
+)  # fmt: skip
+def test_the_window_a_basic_or_auxiliary_class_can_answer(
+    tmp_path: Path, plan: dict[str, Any], window: int, finding: str | None
+) -> None:
+    retention = {"default_class": "cold", "classes": {"cold": plan}}
+    query = f"DeviceProcessEvents | where Timestamp > ago({window}d) | count\n"
+    done = check_queries(tmp_path, one_file(tmp_path, "long.kql", query), retention=retention)
+    if finding is None:
+        assert done.returncode == 0 and "0 findings" in done.stdout, done.stdout + done.stderr
+    else:
+        assert done.returncode == 1 and finding in done.stdout, done.stdout + done.stderr
+
+
 def test_an_iso_8601_query_period_is_the_window_of_a_rule(tmp_path: Path) -> None:
     rule = {**SCHEDULED, "queryPeriod": "P100D", "query": "DeviceProcessEvents | count\n"}
     done = check_queries(tmp_path, one_file(tmp_path, "rule.yaml", yaml.safe_dump(rule)))
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "the query reads 100 days back, class hot keeps 90 days interactively" in done.stdout
+    assert "the query reads 100 days back, class hot keeps 90 days queryable" in done.stdout

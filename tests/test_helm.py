@@ -134,9 +134,44 @@ def check_rendered_config(
     )
 
 
+# What a deployer sets in place of the chart's placeholders: the namespace and event hub of docs/deployment.md
+# step 1, and the endpoint and DCR id that provision --outputs writes.
+DEPLOYED = {
+    "source": {"bootstrap_servers": ["contoso-defender.servicebus.windows.net:9093"], "topics": ["defender"]},
+    "sink": {
+        "endpoint": "https://defender-ingestor-dce-a1b2.westeurope-1.ingest.monitor.azure.com",
+        "rule_id": "dcr-0123456789abcdef0123456789abcdef",
+    },
+}
+
+
+def deployed(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the deployer's source and sink where the scenario leaves the chart's placeholders."""
+    values = copy.deepcopy(values)
+    config = values.setdefault("config", {})
+    for section, real in DEPLOYED.items():
+        config.setdefault(section, copy.deepcopy(real))
+    return values
+
+
+def test_the_chart_defaults_are_placeholders_that_check_config_refuses_and_notes_warn_of(tmp_path: Path) -> None:
+    """Installed without a configuration of one's own, the pod would exit 2: check-config names each placeholder
+    with its key, and `helm install` says so before the pods start."""
+    done = check_rendered_config(manifests(), tmp_path)
+    assert done.returncode == 2
+    for key, placeholder in (("source.bootstrap_servers.0", "<namespace>"), ("source.topics.0", "<event hub>")):
+        assert f"{key}: holds the placeholder {placeholder}" in done.stderr
+    assert "sink.endpoint and sink.rule_id are placeholders" in done.stderr
+    warning = next(line for line in notes().splitlines() if line.startswith("WARNING: config still holds"))
+    for placeholder in ("<namespace>", "<event hub>", "<dce>", "<region>", "dcr-" + "0" * 32):
+        assert placeholder in warning
+    assert "step 6" in warning
+    assert "WARNING: config still holds" not in notes(deployed({}))
+
+
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_configmap_configuration_passes_check_config(scenario: str, tmp_path: Path) -> None:
-    objects = manifests(SCENARIOS[scenario])
+    objects = manifests(deployed(SCENARIOS[scenario]))
     (deployment,) = of_kind(objects, "StatefulSet")
     done = check_rendered_config(objects, tmp_path)
     assert done.returncode == 0, done.stderr
