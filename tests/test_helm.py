@@ -169,6 +169,12 @@ def test_the_chart_defaults_are_placeholders_that_check_config_refuses_and_notes
     assert "WARNING: config still holds" not in notes(deployed({}))
 
 
+def test_notes_warn_that_the_default_image_is_not_published() -> None:
+    assert "WARNING: image.repository is the chart's default" in notes()
+    built = notes({"image": {"repository": "contoso.azurecr.io/defender-ingestor", "tag": "0.1.0"}})
+    assert "WARNING: image.repository" not in built
+
+
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_configmap_configuration_passes_check_config(scenario: str, tmp_path: Path) -> None:
     objects = manifests(deployed(SCENARIOS[scenario]))
