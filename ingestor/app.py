@@ -327,6 +327,8 @@ class Ingestor:
         delivery = self.flow.delivery
         if not delivery.health.authorized:
             return False, f"Logs Ingestion API refuses requests ({delivery.health.problem})"
+        if not delivery.health.unanswered.authorized:
+            return False, f"Logs Ingestion API not reachable ({delivery.health.unanswered.problem})"
         if self.flow.dead_letter.failing:
             return False, f"dead letter cannot be written ({self.flow.dead_letter.failing})"
         return True, ""

@@ -63,6 +63,11 @@ class UploadError(IngestorError):
         self.error_code = error_code
 
     @property
+    def no_answer(self) -> bool:
+        """The request got no HTTP answer: DNS, connection, TLS or timeout (the network, not the service)."""
+        return self.kind == "transient" and self.status is None
+
+    @property
     def status_class(self) -> str:
         return f"{self.status // 100}xx" if self.status else "error"
 

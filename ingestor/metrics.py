@@ -148,6 +148,12 @@ class Metrics:
         self.sink_authorized = Gauge(
             "ingestor_sink_authorized", "0 while the Logs Ingestion API refuses us (401/403/404)", registry=r
         )
+        self.sink_reachable = Gauge(
+            "ingestor_sink_reachable",
+            "0 while requests to the Logs Ingestion API get no answer (DNS failure, connection refused or reset, "
+            "TLS handshake failure, timeout); they are retried until they do",
+            registry=r,
+        )
         self.source_authorized = Gauge(
             "ingestor_source_authorized",
             "0 while an Entra ID credential of the source (Event Hubs, checkpoint store) gives no token",
@@ -167,6 +173,7 @@ class Metrics:
         )
         self.ready = Gauge("ingestor_ready", "1 when /readyz answers 200 (otherwise it says why)", registry=r)
         self.sink_authorized.set(1)
+        self.sink_reachable.set(1)
         self.source_authorized.set(1)
         self.source_reachable.set(1)
 

@@ -206,8 +206,9 @@ def needs(queries: list[Query], config: Config) -> list[str]:
                     kind = "an NRT" if query.kind == "nrt" else "a scheduled"
                     plan = f"an {cls.plan}" if cls.plan[0] in "AEIOU" else f"a {cls.plan}"
                     findings.append(
-                        f"{where}: {kind} rule cannot query {plan} table; {rule} sends rows there.\n    fix: keep the rows the rule needs in an "
-                        f"Analytics class (a retention rule before {rule}), or give class {name} plan Analytics"
+                        f"{where}: {kind} rule cannot query {plan} table; {rule} sends rows there.\n    fix: keep the "
+                        f"rows the rule needs in an Analytics class (a retention rule before {rule}), or give class "
+                        f"{name} plan Analytics"
                     )
                 for column in sorted(names & set(destination.dropped_columns)):
                     settings = retention.destinations[table][name]
@@ -230,8 +231,6 @@ def report_findings(findings: list[str], out: TextIO) -> int:
     """Print the findings of `needs` and their count; 1 when there is any, else 0."""
     for finding in findings:
         print(f"NEEDS: {finding}", file=out)
-    print(
-        f"{len(findings)} finding{'' if len(findings) == 1 else 's'} on what the queries need of the retention configuration",
-        file=out,
-    )
+    noun = "finding" if len(findings) == 1 else "findings"
+    print(f"{len(findings)} {noun} on what the queries need of the retention configuration", file=out)
     return 1 if findings else 0

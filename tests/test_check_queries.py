@@ -224,7 +224,8 @@ def test_rules_exported_as_arm_take_their_kind_from_the_resource(tmp_path: Path)
 @pytest.mark.parametrize(
     ("plan", "window", "finding"),
     [
-        ({"plan": "Basic"}, 45, "keeps 30 days queryable.\n    fix: shorten the window, give class cold plan Analytics"),
+        ({"plan": "Basic"}, 45,
+         "keeps 30 days queryable.\n    fix: shorten the window, give class cold plan Analytics"),
         ({"plan": "Auxiliary", "total_retention_days": 1095}, 400, None),  # queried in place for its whole retention
         ({"plan": "Auxiliary", "total_retention_days": 365}, 400,
          "keeps 365 days queryable.\n    fix: shorten the window, raise total_retention_days of class cold"),

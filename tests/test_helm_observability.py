@@ -28,6 +28,7 @@ ALERTS = {
     "IngestorSinkUnauthorized",
     "IngestorSourceUnauthorized",
     "IngestorSourceUnreachable",
+    "IngestorSinkUnreachable",
     "IngestorThrottled",
     "IngestorNotReady",
     "IngestorDeadLetterWriteFailing",
@@ -259,6 +260,7 @@ def test_the_scrape_is_real_and_has_the_series_the_alerts_depend_on(scrape: str)
         "ingestor_ack_latency_seconds_bucket",
         "ingestor_ready",
         "ingestor_sink_authorized",
+        "ingestor_sink_reachable",
         "ingestor_source_authorized",
         "ingestor_source_reachable",
     ):

@@ -247,6 +247,61 @@ def test_after_the_start_the_broker_going_away_is_ridden_out_and_reading_resumes
         proxy.close()
 
 
+def test_a_sink_that_does_not_answer_yet_is_not_ready_with_one_line_then_every_row_lands(
+    tmp_path: Path, emulator_process: EmulatorProcess
+) -> None:
+    """The Logs Ingestion API's private endpoint not there yet: the process stays up, /readyz says the sink is not
+    reachable and why, `ingestor_sink_reachable` is 0 and one WARNING line per destination says what to check (not
+    one per attempt); once it answers, every row lands, nothing is dead-lettered, and the gauge is back at 1."""
+    broker = BrokerProcess(tmp_path, own=True)
+    sink_port = free_port()  # nothing listens there yet: connection refused
+    emulator_port = int(emulator_process.endpoint.rsplit(":", 1)[1].rstrip("/"))
+    topic, group = unique_names()
+    proxy: FaultProxy | None = None
+    try:
+        messages, manifest = traffic(seed=29, records=300)
+        per_partition = produce(broker.bootstrap, topic, messages, partitions=PARTITIONS)
+        config = ingestor_config(tmp_path, broker.bootstrap, emulator_process, topic=topic, group=group)
+        config["sink"]["endpoint"] = f"https://127.0.0.1:{sink_port}"
+        ingestor = IngestorProcess(tmp_path, config)
+        try:
+
+            def not_reachable() -> str:
+                ingestor.metrics()  # raises if the process exited
+                status, body = ingestor.get("/readyz")
+                return body if status == 503 and "Logs Ingestion API not reachable" in body else ""
+
+            body = wait_for(not_reachable, timeout=60, what="/readyz saying the sink is not reachable")
+            assert "connection failed" in body and "Cannot connect to host 127.0.0.1" in body, body
+            assert ingestor.total("ingestor_sink_reachable") == 0
+            wait_for(
+                lambda: ingestor.total("ingestor_retries_total", reason="transient") >= 12,
+                timeout=60,
+                what="several attempts of each request under way",
+            )
+            unreachable = [line for line in ingestor.log_lines() if line["message"].startswith("Logs Ingestion API not")]
+            destinations = [line["destination"] for line in unreachable]
+            assert sorted(destinations) == sorted(set(destinations)) and destinations  # one line per destination
+            assert "privatelink.monitor.azure.com" in unreachable[0]["message"]
+            assert not [line for line in ingestor.log_lines() if line["message"] == "upload failed; retrying"]
+
+            proxy = FaultProxy("127.0.0.1", emulator_port, listen_port=sink_port)
+            ingestor.wait_committed(topic, per_partition)
+            wait_for(lambda: ingestor.get("/readyz") == (200, "ready\n"), timeout=30, what="ready")
+            assert ingestor.total("ingestor_sink_reachable") == 1
+            assert ingestor.total("ingestor_accepted_events_total") == sum(manifest.valid.values())
+            assert ingestor.total("ingestor_dead_lettered_events_total") == manifest.dead_letter_records
+            again = [line for line in ingestor.log_lines() if line["message"] == "Logs Ingestion API reachable again"]
+            assert sorted(line["destination"] for line in again) == sorted(destinations)
+        finally:
+            code = ingestor.terminate()
+        assert code == 0, ingestor.log()[-3000:]
+    finally:
+        broker.stop()
+        if proxy is not None:
+            proxy.close()
+
+
 @pytest.mark.parametrize(
     ("address", "tls", "error"),
     [

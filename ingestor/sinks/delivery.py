@@ -62,11 +62,24 @@ CREDENTIAL_HELP = (
 )
 
 
+UNREACHABLE = (
+    "Logs Ingestion API not reachable; requests are retried with back-off until it answers. Check that sink.endpoint "
+    "resolves from here (for a private endpoint, the privatelink.monitor.azure.com zone linked to this network), that "
+    "egress allows TCP 443 to it, and sink.ca_file"
+)
+
+
 class SinkHealth(Refusals):
-    """Which destinations the Logs Ingestion API currently refuses (401/403/404); flips are logged once."""
+    """Which destinations the Logs Ingestion API currently refuses (401/403/404), and which it does not answer at
+    all (`unanswered`: the network); each flip is logged once, not each attempt."""
 
     def __init__(self, metrics: Metrics) -> None:
         super().__init__(metrics.sink_authorized)
+        self.unanswered = Refusals(metrics.sink_reachable)
+
+    def no_answer(self, error: UploadError, destination: str) -> None:
+        if self.unanswered.refuse(destination, str(error)):
+            log.warning(UNREACHABLE, extra={"destination": destination, "error": str(error)})
 
     def refused(self, error: UploadError, destination: str) -> None:
         reason = f"{error.status} {error}" if error.status else f"credential: {error}"
@@ -76,7 +89,13 @@ class SinkHealth(Refusals):
                 extra={"status": error.status, "destination": destination, "error": str(error)},
             )
 
+    def answered(self, destination: str) -> None:
+        """An HTTP answer came, whatever its status."""
+        if self.unanswered.accept(destination):
+            log.info("Logs Ingestion API reachable again", extra={"destination": destination})
+
     def accepted(self, destination: str) -> None:
+        self.answered(destination)
         if self.accept(destination):
             log.info("Logs Ingestion API accepts requests again", extra={"destination": destination})
 
@@ -208,9 +227,13 @@ class Delivery:
                 wait = decision.wait_secs
                 if decision.throttled:
                     self.throttled_until = max(self.throttled_until, time.monotonic() + wait)
+                if error.no_answer:
+                    self.health.no_answer(error, destination)
+                elif error.status is not None:
+                    self.health.answered(destination)
                 if decision.unauthorized:
                     self.health.refused(error, destination)
-                else:
+                elif not error.no_answer:
                     log.warning(
                         "upload failed; retrying",
                         extra={

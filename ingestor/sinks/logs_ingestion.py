@@ -36,6 +36,8 @@ from ingestor.models import Destination
 
 log = logging.getLogger(__name__)
 MONITOR_SCOPE = "https://monitor.azure.com/.default"
+# A TCP connection that takes longer than this is a network that drops packets (a firewall, a missing route).
+CONNECT_TIMEOUT_SECS = 10.0
 
 
 class StaticTokenCredential:
@@ -123,7 +125,7 @@ class LogsIngestionSink:
                     destination.stream,
                     io.BytesIO(payload),
                     request_id=request_id,
-                    connection_timeout=timeout,
+                    connection_timeout=min(timeout, CONNECT_TIMEOUT_SECS),
                     read_timeout=timeout,
                 )
         # Each UploadError keeps the SDK's exception as its cause (the response, for whoever debugs). Log lines
