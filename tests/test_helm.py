@@ -612,3 +612,26 @@ def test_the_schema_messages_that_stay_name_the_value_and_what_it_takes(values: 
     with pytest.raises(helm_python.HelmError) as refused:
         render(values)
     assert message in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "auth"),
+    [
+        ({"bootstrap_servers": ["kafka.kafka.svc:9092"]}, None),  # plain Kafka: the ingestor's defaults, no TLS
+        ({"bootstrap_servers": ["contoso.servicebus.windows.net:9093"]}, {"type": "entra"}),
+        (
+            {"bootstrap_servers": ["contoso.servicebus.windows.net:9093"], "auth": {"type": "connection_string"}},
+            {"type": "connection_string"},
+        ),
+    ],
+)
+def test_a_kafka_source_gets_entra_only_on_event_hubs_and_never_a_tls_it_did_not_ask_for(
+    source: dict[str, Any], auth: dict[str, str] | None
+) -> None:
+    """Helm merges `config` into the chart's defaults: what a plain Kafka source leaves out must stay out."""
+    rendered = rendered_config({"config": {"source": {"topics": ["defender"], "group_id": "ingestor", **source}}})
+    assert rendered["source"].get("auth") == auth
+    assert "tls" not in rendered["source"]
+    if auth != {"type": "connection_string"}:  # (that one needs its Secret to validate)
+        config = Config.model_validate(rendered)
+        assert config.source.uses_tls == (auth is not None)  # type: ignore[union-attr]

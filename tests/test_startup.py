@@ -279,7 +279,8 @@ def test_a_sink_that_does_not_answer_yet_is_not_ready_with_one_line_then_every_r
                 timeout=60,
                 what="several attempts of each request under way",
             )
-            unreachable = [line for line in ingestor.log_lines() if line["message"].startswith("Logs Ingestion API not")]
+            lines = ingestor.log_lines()
+            unreachable = [line for line in lines if line["message"].startswith("Logs Ingestion API not")]
             destinations = [line["destination"] for line in unreachable]
             assert sorted(destinations) == sorted(set(destinations)) and destinations  # one line per destination
             assert "privatelink.monitor.azure.com" in unreachable[0]["message"]

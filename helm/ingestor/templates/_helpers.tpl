@@ -71,7 +71,12 @@ dead_letter:
 {{- $config := deepCopy .Values.config }}
 {{- if eq (default "kafka" $config.source.type) "eventhubs" }}
 {{- /* Helm merges the user's source into the default (Kafka) one: drop the Kafka keys the defaults carry. */}}
-{{- $_ := set $config "source" (omit $config.source "bootstrap_servers" "topics" "group_id" "tls" "auth") }}
+{{- $_ := set $config "source" (omit $config.source "bootstrap_servers" "topics" "group_id") }}
+{{- else if not (hasKey $config.source "auth") }}
+{{- /* Event Hubs' Kafka endpoint needs auth: workload identity unless the configuration says otherwise. */}}
+{{- if regexMatch "\\.servicebus\\." (join "," (default list $config.source.bootstrap_servers)) }}
+{{- $_ := set $config.source "auth" (dict "type" "entra") }}
+{{- end }}
 {{- end }}
 {{- $chartSet := include "ingestor.chartSet" . | fromYaml }}
 {{- range $section, $keys := $chartSet }}
