@@ -170,6 +170,7 @@ async def test_a_full_dead_letter_pauses_the_source_and_readyz_says_full(tmp_pat
     (tmp_path / "dead-letter-earlier.jsonl.gz").write_bytes(b"\0" * 1_048_576)  # an earlier run filled it
     ingestor = Ingestor(config, source_factory=StillSource)
     flow = ingestor.flow
+    assert await ingestor._start_source()  # what /readyz asks first: the source's start returned
     assert flow.backpressure() == "" and ingestor.readiness() == (True, "")
 
     ticket = Ticket(Position("defender", 0, 0), 0.0)
