@@ -47,13 +47,12 @@ from realparts import (  # noqa: E402
     wait_for,
 )
 
-from ingestor.commit import OffsetTracker  # noqa: E402
+from ingestor.commit import OffsetTracker, Position  # noqa: E402
 from ingestor.config import LogsIngestionSinkConfig  # noqa: E402
-from ingestor.models import Position  # noqa: E402
 from ingestor.pipeline.batch import Batcher  # noqa: E402
-from ingestor.pipeline.compress import BACKEND, gzip_array  # noqa: E402
 from ingestor.pipeline.decode import MessageDecoder  # noqa: E402
 from ingestor.retention import build_routes  # noqa: E402
+from ingestor.sinks.compress import BACKEND, gzip_array  # noqa: E402
 from ingestor.tables import load_schemas  # noqa: E402
 from ingestor_tools.generate import TrafficGenerator  # noqa: E402
 

@@ -14,9 +14,8 @@ import statistics
 import time
 from typing import Any
 
-from ingestor.commit import OffsetTracker
+from ingestor.commit import OffsetTracker, Position
 from ingestor.config import parse_config
-from ingestor.models import Position
 from ingestor.pipeline.batch import batcher_for
 from ingestor.pipeline.decode import MessageDecoder
 from ingestor.tables import load_schemas

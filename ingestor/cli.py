@@ -53,7 +53,7 @@ def _parser(added: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the configuration and print it with secrets masked")
     check.add_argument("--config", type=Path)
     replay = commands.add_parser("replay", help="dead letters or Storage-export files back through the pipeline")
-    from ingestor.replay import add_arguments
+    from ingestor.run.replay import add_arguments
 
     add_arguments(replay)
     provision = commands.add_parser(
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ingestor run: --workers must be at least 1", file=sys.stderr)
         return EXIT_CONFIG
     if args.workers > 1:
-        from ingestor.workers import supervise
+        from ingestor.run.workers import supervise
 
         setup_logging(config.log_level)
         return supervise(args.config, args.workers, config.metrics.port)
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def replay(config: Config, args: argparse.Namespace) -> int:
-    from ingestor.replay import replay as replay_files
+    from ingestor.run.replay import replay as replay_files
 
     setup_logging(config.log_level)
     missing = [str(p) for p in args.files if not p.is_file()]
@@ -149,7 +149,7 @@ def run(config: Config) -> int:
 
 
 async def _run(config: Config) -> int:
-    from ingestor.app import Ingestor
+    from ingestor.run.app import Ingestor
 
     try:
         ingestor = Ingestor(config)  # a CA file that holds no certificate is found here

@@ -1,7 +1,10 @@
-"""OffsetTracker: which source positions are safe to commit.
+"""At-least-once bookkeeping: where a message came from (`Position`), its delivery ticket, and which positions are
+safe to commit (`OffsetTracker`).
 
-A message's position becomes committable when its ticket is done; commits advance only over contiguous done
-positions per partition. The tracker is the only place that decides what `source.commit()` receives.
+A ticket's life is its own methods: `expect` the rows taken from the message, `seal` once all are taken, `settle`
+one as it lands (204) or is durable in the dead letter; it is done once sealed with nothing pending. A position
+becomes committable when its ticket is done; commits advance only over contiguous done positions per partition. The
+tracker is the only place that decides what `source.commit()` receives. Imports nothing of the ingestor's.
 """
 
 from __future__ import annotations
@@ -9,22 +12,71 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Protocol
-
-from ingestor.models import Partition, Position, Ticket
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 
 class Histogram(Protocol):
     def observe(self, amount: float) -> None: ...
 
 
+class Partition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a message came from: enough to commit past it and to find it again."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def key(self) -> Partition:
+        return Partition(self.topic, self.partition)
+
+
+@dataclass(eq=False, slots=True)
+class Ticket:
+    """Delivery bookkeeping for one message: done once sealed and every row taken from it is settled.
+
+    A row is settled when the service accepted it (204) or it was written to the dead letter.
+    """
+
+    position: Position
+    # Wall-clock seconds the message was produced (its Kafka timestamp or Event Hubs enqueued time), or read when it
+    # has none.
+    created_at: float
+    pending: int = 0
+    sealed: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.sealed and self.pending == 0
+
+    def expect(self, rows: int) -> None:
+        """`rows` more rows (or dead-letter records) are on their way for this message; only before `seal`."""
+        assert not self.sealed, "rows are expected before the ticket is sealed"
+        self.pending += rows
+
+    def seal(self) -> None:
+        """Every row of the message is taken: the ticket is done once they are all settled."""
+        self.sealed = True
+
+    def settle(self, now: float, ack_latency: Histogram) -> None:
+        """One row landed or is durable in the dead letter; observe the latency when that made the message done."""
+        self.pending -= 1
+        if self.pending == 0 and self.sealed:
+            ack_latency.observe(max(0.0, now - self.created_at))
+
+
 def settle(tickets: Iterable[Ticket], ack_latency: Histogram) -> None:
-    """One row (or dead-lettered record) per ticket listed is settled; observe messages that became done."""
+    """One row (or dead-lettered record) per ticket listed is settled."""
     now = time.time()
     for ticket in tickets:
-        ticket.pending -= 1
-        if ticket.pending == 0 and ticket.sealed:
-            ack_latency.observe(max(0.0, now - ticket.created_at))
+        ticket.settle(now, ack_latency)
 
 
 class OffsetTracker:

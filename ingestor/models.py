@@ -1,37 +1,18 @@
-"""Data that crosses stage boundaries: source positions, raw messages, delivery tickets, rejected records,
-destinations and batches.
+"""Data that crosses stage boundaries: raw messages, rejected records, destinations and batches (where a message
+came from and its delivery ticket are `commit`'s).
 
-Plain slotted classes, no behaviour beyond bookkeeping; the stages share them from here. The sinks also reach into
-the pipeline: delivery (`sinks.delivery`) gzips with `pipeline.compress` and puts the rows that a trim leaves over
-back into their batcher (`pipeline.batch`); the dead letter takes its zlib backend from `pipeline.compress`.
+Plain slotted classes, no behaviour beyond bookkeeping; the stages share them from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+
+from ingestor.commit import Position, Ticket
 
 # Auxiliary tables refuse a request whose rows span more than 30 minutes of TimeGenerated: their rows are batched
 # by half-hour window (`epoch seconds // AUXILIARY_WINDOW_SECS`), so that every batch spans less.
 AUXILIARY_WINDOW_SECS = 1800
-
-
-class Partition(NamedTuple):
-    topic: str
-    partition: int
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where a message came from: enough to commit past it and to find it again."""
-
-    topic: str
-    partition: int
-    offset: int
-
-    @property
-    def key(self) -> Partition:
-        return Partition(self.topic, self.partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,25 +22,6 @@ class Message:
     value: bytes
     position: Position
     timestamp_ms: int | None = None
-
-
-@dataclass(eq=False, slots=True)
-class Ticket:
-    """Delivery bookkeeping for one message: done once sealed and every row taken from it is settled.
-
-    A row is settled when the service accepted it (204) or it was written to the dead letter.
-    """
-
-    position: Position
-    # Wall-clock seconds the message was produced (its Kafka timestamp or Event Hubs enqueued time), or read when it
-    # has none.
-    created_at: float
-    pending: int = 0
-    sealed: bool = False
-
-    @property
-    def done(self) -> bool:
-        return self.sealed and self.pending == 0
 
 
 @dataclass(frozen=True, slots=True)

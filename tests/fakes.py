@@ -1,4 +1,4 @@
-"""In-process stand-ins for the application's declared seams (`app.Source`, `app.SourceFactory`,
+"""In-process stand-ins for the application's declared seams (`sources.base.Source`, `sources.base.SourceFactory`,
 `sinks.delivery.Uploader`), type-checked against them by `make typecheck` (mypy --strict on this file)."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import zlib
 from types import TracebackType
 from typing import Any
 
-from ingestor.app import Source, SourceFactory
+from ingestor.commit import Partition, Position
 from ingestor.config import EventHubsSourceConfig, KafkaSourceConfig
-from ingestor.identity import SourceCredentials
-from ingestor.models import Destination, Message, Partition, Position
-from ingestor.reachability import Unreachable
+from ingestor.connect.identity import SourceCredentials
+from ingestor.connect.reachability import Unreachable
+from ingestor.models import Destination, Message
 from ingestor.sinks.delivery import Uploader
-from ingestor.sources import PartitionCallback
+from ingestor.sources.base import PartitionCallback, Source, SourceFactory
 from ingestor_tools import SAMPLES_DIR
 
 SAMPLE: dict[str, Any] = json.loads((SAMPLES_DIR / "DeviceInfo.json").read_text())[0]

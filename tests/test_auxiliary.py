@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from fakes import RecordingUploader
 
-from ingestor.commit import OffsetTracker
+from ingestor.commit import OffsetTracker, Partition, Position, Ticket
 from ingestor.config import Config, parse_config
-from ingestor.flow import Flow, cancel
 from ingestor.metrics import Metrics
-from ingestor.models import AUXILIARY_WINDOW_SECS, Batch, Destination, Message, Partition, Position, Ticket
+from ingestor.models import AUXILIARY_WINDOW_SECS, Batch, Destination, Message
 from ingestor.pipeline.batch import MAX_OPEN_WINDOWS, Batcher, WindowedBatcher, batcher_for
 from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_time
+from ingestor.run.flow import Flow, cancel
 from ingestor.tables import load_schemas
 from ingestor_tools import SAMPLES_DIR
 

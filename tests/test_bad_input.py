@@ -23,14 +23,14 @@ from test_decode import BY_TABLE, SAMPLES, SCHEMAS, envelope, rows_of, with_prop
 from test_fuzz import MemoryStore
 
 from ingestor.bounds import MAX_DETAIL_CHARS, MAX_LABEL_CHARS, OTHER, RAW_COPY_BYTES, BoundedLabels
-from ingestor.commit import OffsetTracker
+from ingestor.commit import OffsetTracker, Position
 from ingestor.config import ConfigError, parse_config
-from ingestor.flow import Flow
 from ingestor.metrics import Metrics
-from ingestor.models import DEAD_LETTER_REASONS, Destination, Position, Rejected, SourceRef
+from ingestor.models import DEAD_LETTER_REASONS, Destination, Rejected, SourceRef
 from ingestor.pipeline.decode import INVALID_NAME, MAX_SKIP_LABELS, MAX_UNKNOWN_COLUMN_LABELS, MessageDecoder
-from ingestor.replay import _messages
 from ingestor.retention import Predicate, TableRoute
+from ingestor.run.flow import Flow
+from ingestor.run.replay import _messages
 from ingestor.sinks.dead_letter import DeadLetterEntry, entry_for, fit_entry
 
 sys.set_int_max_str_digits(0)  # JSON puts no limit on digits; rows are read back with json.loads

@@ -12,7 +12,7 @@ import yaml
 
 from ingestor.config import ConfigError, load_config, parse_config
 from ingestor.config_check import load_runnable
-from ingestor.kafka_connection import EntraTokenProvider
+from ingestor.connect.kafka import EntraTokenProvider
 from ingestor.sources.kafka import consumer_settings
 
 RULE = "dcr-" + "ab" * 16

@@ -17,10 +17,11 @@ import msgspec
 import pytest
 from fakes import StillSource
 
-from ingestor.app import Ingestor
+from ingestor.commit import Position, Ticket
 from ingestor.config import parse_config
 from ingestor.metrics import Metrics
-from ingestor.models import Position, Rejected, SourceRef, Ticket
+from ingestor.models import Rejected, SourceRef
+from ingestor.run.app import Ingestor
 from ingestor.sinks.dead_letter import (
     DeadLetterFile,
     DeadLetterFull,

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingestor.models import Destination, Position, SourceRef
+from ingestor.commit import Position
+from ingestor.models import Destination, SourceRef
 from ingestor.pipeline.decode import DecodeResult, MessageDecoder
 from ingestor.retention import TableRoute
 from ingestor.tables import UNMAPPED_COLUMNS, load_schemas

@@ -19,10 +19,9 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CredentialUnavailableError
 from credentials import FailingCredential
 
-from ingestor.commit import OffsetTracker
+from ingestor.commit import OffsetTracker, Partition, Position, Ticket
 from ingestor.config import LogsIngestionSinkConfig
 from ingestor.metrics import Metrics
-from ingestor.models import Partition, Position, Ticket
 from ingestor.pipeline.batch import Batcher
 from ingestor.pipeline.decode import MessageDecoder
 from ingestor.retention import build_routes

@@ -22,8 +22,8 @@ from azure.storage.blob.aio import BlobServiceClient
 from eventhubs_sdk import received
 from realparts import ingestor_command
 
+from ingestor.commit import Partition
 from ingestor.config import ConfigError, EventHubsSourceConfig, parse_config
-from ingestor.models import Partition
 from ingestor.sources.eventhubs import EventHubsSource, event_bytes, namespace_host, starting_position
 
 NAMESPACE = "contoso-defender.servicebus.windows.net"
@@ -350,7 +350,9 @@ def test_run_with_the_real_sdk_client_reports_not_ready_and_stops_cleanly(azurit
                 "not ready: waiting for the Event Hubs namespace (127.0.0.1): ConnectError: Failed to initiate the "
                 "connection due to exception: "
             ), body
-            waits = [line for line in log_path.read_text().splitlines() if '"logger":"ingestor.reachability"' in line]
+            waits = [
+                line for line in log_path.read_text().splitlines() if '"logger":"ingestor.connect.reachability"' in line
+            ]
             assert len(waits) == 1 and '"level":"WARNING"' in waits[0] and "TCP 5671" in waits[0]
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0  # within shutdown_grace_secs, not at the SDK's next balancing round

@@ -41,12 +41,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_config import base
 
-from ingestor.commit import OffsetTracker
+from ingestor.commit import OffsetTracker, Position, Ticket
 from ingestor.config import Config, parse_config
-from ingestor.flow import Flow
 from ingestor.metrics import Metrics
-from ingestor.models import Batch, Message, Position, SourceRef, Ticket
+from ingestor.models import Batch, Message, SourceRef
 from ingestor.pipeline.decode import DecodeResult, MessageDecoder
+from ingestor.run.flow import Flow
 from ingestor.sinks.dead_letter import DeadLetterEntry, entry_for
 
 sys.set_int_max_str_digits(0)  # JSON puts no limit on digits; rows are read back with json.loads

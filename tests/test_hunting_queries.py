@@ -1,5 +1,5 @@
 """Hunting queries written for the native Defender tables run unchanged against what `ingestor provision` creates
-(issue 13, items 1 and 2), as Microsoft's analyzer (Kusto.Language, `ingestor.kql`) sees them.
+(issue 13, items 1 and 2), as Microsoft's analyzer (Kusto.Language, `ingestor.provision.kql`) sees them.
 
 For each configuration (the default, the README's worked example, a Basic class split by a predicate, projections on
 several tables), the ARM template's tables and functions become a database. Asserted: every query of the corpus
@@ -17,7 +17,7 @@ import pytest
 from test_readme_retention import example_config
 
 from ingestor.config import Config, parse_config
-from ingestor.kql import STANDARD_COLUMNS, Analyzer, Database, database_from_template, native_database
+from ingestor.provision.kql import STANDARD_COLUMNS, Analyzer, Database, database_from_template, native_database
 from ingestor.provision.template import build_template
 from ingestor.tables import load_schemas
 

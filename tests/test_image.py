@@ -615,7 +615,7 @@ def imported_distributions(sources: dict[str, str]) -> dict[str, set[str]]:
 def test_the_image_holds_the_schemas_and_none_of_the_tools(image_wheel: zipfile.ZipFile) -> None:
     names = set(image_wheel.namelist())
     assert {f"ingestor/schemas/{t}.json" for t in load_schemas()} <= names
-    assert "ingestor/kql_analyzer/package-lock.json" in names  # provision --check-queries
+    assert "ingestor/provision/kql_analyzer/package-lock.json" in names  # provision --check-queries
     tools = [n for n in names if n.startswith(("ingestor_tools/", "ingestor/emulator/", "ingestor/generate/"))]
     assert tools == []
     assert not [n for n in names if "samples" in n or "node_modules" in n]

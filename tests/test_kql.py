@@ -1,4 +1,4 @@
-"""The Kusto.Language bridge (`ingestor.kql`) against the real analyzer: Node.js runs Microsoft's npm package.
+"""The Kusto.Language bridge (`ingestor.provision.kql`) against the real analyzer: Node.js runs Microsoft's npm package.
 
 Nothing is mocked. Without Node.js 18+ or access to the npm registry (first run only) these tests fail, never
 skip. The package is installed once into the analyzer's cache directory ($INGESTOR_KQL_ANALYZER_DIR or
@@ -15,7 +15,7 @@ from test_retention import config_doc
 
 from ingestor.config import parse_config
 from ingestor.errors import IngestorError
-from ingestor.kql import (
+from ingestor.provision.kql import (
     STANDARD_COLUMNS,
     Analyzer,
     AnalyzerError,

@@ -37,13 +37,13 @@ from realparts import (
 )
 from test_source_contract import EventHubsRig, KafkaRig, traffic
 
-from ingestor.app import Ingestor
 from ingestor.cli import EXIT_TASK_DIED
 from ingestor.config import parse_config
 from ingestor.errors import MAX_DEATH_CHARS, TaskDied, describe
-from ingestor.flow import Flow
-from ingestor.health import HealthServer
 from ingestor.metrics import Metrics
+from ingestor.run.app import Ingestor
+from ingestor.run.flow import Flow
+from ingestor.run.health import HealthServer
 from ingestor.sinks.dead_letter import DeadLetterQueue
 from ingestor.sinks.delivery import Delivery
 from ingestor_tools.emulator import Emulator
@@ -116,14 +116,14 @@ async def run_until_death(
     """Run `ingestor` until the death planned at DIES_AFTER_SECS, and check everything it must do."""
     started = time.monotonic()
     within = DIES_AFTER_SECS + GRACE_SECS + CLOSE_SECS + 30
-    with caplog.at_level(logging.ERROR, logger="ingestor.app"), pytest.raises(TaskDied) as raised:
+    with caplog.at_level(logging.ERROR, logger="ingestor.run.app"), pytest.raises(TaskDied) as raised:
         await asyncio.wait_for(ingestor.run(), within)
     ended = time.monotonic()
     expected = f"task {name} died: {describe(error)}"
     assert str(raised.value) == expected and raised.value.task == name
     assert probed.answers["/healthz"] == (503, expected + "\n")
     assert probed.answers["/readyz"] == (503, f"not ready: {expected}\n")
-    deaths = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == "ingestor.app"]
+    deaths = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == "ingestor.run.app"]
     assert [(r.getMessage(), getattr(r, "task", None)) for r in deaths] == [("internal task died; shutting down", name)]
     # Shut down within the grace period (plus leaving the group and closing the clients) after the death.
     assert ended - (started + DIES_AFTER_SECS) < GRACE_SECS + CLOSE_SECS, ended - started
@@ -183,7 +183,7 @@ async def test_a_task_that_returns_is_a_death_too(
     monkeypatch.setattr(Flow, "_linger", returns)
     probed = Probed(monkeypatch)
     ingestor = Ingestor(config_for(KafkaRig(kafka_bootstrap), emulator, tmp_path), metrics=Metrics())
-    with caplog.at_level(logging.ERROR, logger="ingestor.app"), pytest.raises(TaskDied) as raised:
+    with caplog.at_level(logging.ERROR, logger="ingestor.run.app"), pytest.raises(TaskDied) as raised:
         await asyncio.wait_for(ingestor.run(), 60)
     assert str(raised.value) == "task linger died: it returned, but it must run until shutdown"
     assert probed.answers["/healthz"][0] == 503

@@ -22,11 +22,11 @@ from aiokafka import AIOKafkaConsumer
 from fakes import MovingSource
 from realparts import emulator_sink, end_offsets, produce, unique_names
 
-import ingestor.app
-from ingestor.app import Ingestor
+import ingestor.run.app
+from ingestor.commit import Partition, Position, Ticket
 from ingestor.config import parse_config
 from ingestor.metrics import Metrics
-from ingestor.models import Partition, Position, Ticket
+from ingestor.run.app import Ingestor
 from ingestor_tools.emulator import Emulator
 from ingestor_tools.generate import TrafficGenerator
 
@@ -104,7 +104,7 @@ async def test_rebalances_mid_fetch_never_commit_past_a_message_in_flight(
     messages = list(generator.messages(records=RECORDS))
     await asyncio.to_thread(produce, kafka_bootstrap, topic, messages, partitions=PARTITIONS)
     ends = await asyncio.to_thread(end_offsets, kafka_bootstrap, topic)
-    monkeypatch.setattr(ingestor.app, "PROCESS_SLICE", 2)  # many yields inside each fetch
+    monkeypatch.setattr(ingestor.run.app, "PROCESS_SLICE", 2)  # many yields inside each fetch
     emulator.update_faults({"latency_ms": 400})  # drains on revocation outlast the grace period
     config = parse_config(
         {
@@ -161,7 +161,7 @@ async def _true(value: bool) -> bool:
 async def test_a_partition_revoked_mid_fetch_is_neither_tracked_nor_committed_afterwards(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingestor.app, "PROCESS_SLICE", 2)
+    monkeypatch.setattr(ingestor.run.app, "PROCESS_SLICE", 2)
     config = parse_config(
         {
             "source": {"bootstrap_servers": ["127.0.0.1:9"], "topics": ["t"], "group_id": "g",

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from realparts import EmulatorProcess, ingestor_command, ingestor_config, wait_for
 
-from ingestor.replay import (
+from ingestor.run.replay import (
     EXIT_DEAD_LETTERED,
     EXIT_LANDED,
     EXIT_LEFT_IN_PLACE,

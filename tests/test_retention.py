@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from ingestor.commit import Position, Ticket
 from ingestor.config import ConfigError, parse_config
-from ingestor.models import Position, Ticket
 from ingestor.pipeline.decode import MessageDecoder
 from ingestor.tables import load_schemas
 
@@ -164,8 +164,8 @@ def test_keep_columns_sends_only_those_and_the_required_ones() -> None:
 
 
 async def test_replayed_shaped_rows_go_back_to_the_destination_of_their_tag(tmp_path: Path) -> None:
-    from ingestor.flow import Flow
     from ingestor.metrics import Metrics
+    from ingestor.run.flow import Flow
 
     doc = config_doc(WORKED_EXAMPLE)
     doc["dead_letter"] = {"path": str(tmp_path)}

@@ -20,11 +20,12 @@ from azure.storage.blob.aio import BlobServiceClient
 from eventhubs_sdk import ReplayClient
 from realparts import committed_offsets, emulator_sink, produce, unique_names
 
-from ingestor.app import Ingestor, make_source
 from ingestor.config import parse_config
 from ingestor.metrics import Metrics
+from ingestor.run.app import Ingestor
 from ingestor.sinks.dead_letter import read_dead_letters
 from ingestor.sources.eventhubs import EventHubsSource
+from ingestor.sources.factory import make_source
 from ingestor_tools.emulator import Emulator
 from ingestor_tools.generate import TrafficGenerator
 

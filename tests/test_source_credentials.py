@@ -24,10 +24,10 @@ from eventhubs_sdk import ReplayClient
 from realparts import AzuriteProcess, emulator_sink, wait_for
 from test_source_contract import traffic
 
-from ingestor.app import Ingestor
 from ingestor.config import parse_config
-from ingestor.identity import CHECKPOINT_STORE, EVENT_HUBS, SourceCredentials
+from ingestor.connect.identity import CHECKPOINT_STORE, EVENT_HUBS, SourceCredentials
 from ingestor.metrics import Metrics
+from ingestor.run.app import Ingestor
 from ingestor.sources.eventhubs import EventHubsSource, checkpoint_store
 from ingestor.sources.kafka import consumer_settings
 from ingestor_tools.emulator import Emulator

@@ -44,10 +44,10 @@ from realparts import (
 from test_faults import consume_all
 from test_source_contract import traffic
 
-from ingestor.app import Ingestor
 from ingestor.config import parse_config
+from ingestor.connect.reachability import FIRST_DELAY_SECS, MAX_DELAY_SECS, Backoff, Part, Unreachable
 from ingestor.metrics import Metrics
-from ingestor.reachability import FIRST_DELAY_SECS, MAX_DELAY_SECS, Backoff, Part, Unreachable
+from ingestor.run.app import Ingestor
 from ingestor.sinks.dead_letter import KafkaStore
 from ingestor.sources.eventhubs import EventHubsSource, checkpoint_store
 from ingestor_tools.emulator import Emulator
@@ -79,7 +79,7 @@ def readyz_waiting(ingestor: IngestorProcess) -> str:
 
 
 def wait_lines(ingestor: IngestorProcess) -> list[dict[str, Any]]:
-    return [line for line in ingestor.log_lines() if line["logger"] == "ingestor.reachability"]
+    return [line for line in ingestor.log_lines() if line["logger"] == "ingestor.connect.reachability"]
 
 
 # -- the back-off -------------------------------------------------------------------------------------------------
@@ -115,13 +115,13 @@ async def test_a_wait_logs_its_start_and_end_once_and_counts_every_failed_attemp
             raise KafkaConnectionError(f"Unable to bootstrap from 127.0.0.1:1: attempt {failures}")
         return "started"
 
-    with caplog.at_level(logging.INFO, logger="ingestor.reachability"):
+    with caplog.at_level(logging.INFO, logger="ingestor.connect.reachability"):
         result = await unreachable.until_reached(PART, attempt, transient=lambda e: isinstance(e, KafkaConnectionError))
     assert result == "started"
     assert gauge_while_failing == [1, 0, 0, 0, 0, 0]
     assert metrics.total("ingestor_source_reachable") == 1 and not unreachable.waiting
     assert metrics.total("ingestor_source_connect_failures_total") == 5
-    (warning, info) = [r for r in caplog.records if r.name == "ingestor.reachability"]
+    (warning, info) = [r for r in caplog.records if r.name == "ingestor.connect.reachability"]
     assert warning.levelno == logging.WARNING and warning.getMessage().startswith(f"{PART.name} cannot be reached")
     assert warning.error == "KafkaConnectionError: Unable to bootstrap from 127.0.0.1:1: attempt 1"
     assert "Check the firewall" in warning.getMessage()
@@ -478,7 +478,7 @@ async def test_the_amqp_start_waits_for_the_namespace_then_receives(
     ingestor.unreachable.backoff = FAST
     (client,) = build.clients
     assert isinstance(client, UnreachableNamespace)
-    with caplog.at_level(logging.INFO, logger="ingestor.reachability"):
+    with caplog.at_level(logging.INFO, logger="ingestor.connect.reachability"):
         running = asyncio.create_task(ingestor.run())
         await until(lambda: client.attempts >= 3, "several attempts")
         ready, reason = ingestor.readiness()
@@ -497,7 +497,9 @@ async def test_the_amqp_start_waits_for_the_namespace_then_receives(
     assert await asyncio.wait_for(running, 60)
     await build.close()
     assert metrics.total("ingestor_source_reachable") == 1
-    lines = [(r.levelname, r.getMessage().split(";")[0]) for r in caplog.records if r.name == "ingestor.reachability"]
+    lines = [
+        (r.levelname, r.getMessage().split(";")[0]) for r in caplog.records if r.name == "ingestor.connect.reachability"
+    ]
     assert lines == [
         ("WARNING", f"the Event Hubs namespace ({NAMESPACE}) cannot be reached yet"),
         ("INFO", f"the Event Hubs namespace ({NAMESPACE}) reached"),
@@ -539,10 +541,12 @@ async def test_the_amqp_start_waits_for_a_checkpoint_store_not_started_yet(
         await build.close()
         if restarted is not None:
             restarted.stop()
-    ours = [r for r in caplog.records if r.name.startswith(("ingestor.reachability", "azure.eventhub.extensions"))]
+    ours = [
+        r for r in caplog.records if r.name.startswith(("ingestor.connect.reachability", "azure.eventhub.extensions"))
+    ]
     assert [(r.name, r.levelname) for r in ours] == [
-        ("ingestor.reachability", "WARNING"),
-        ("ingestor.reachability", "INFO"),
+        ("ingestor.connect.reachability", "WARNING"),
+        ("ingestor.connect.reachability", "INFO"),
     ]  # the checkpoint store extension's WARNING per failed listing is held back
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ingestor.commit import OffsetTracker
+from ingestor.commit import OffsetTracker, Partition, Position
 from ingestor.metrics import Metrics
-from ingestor.models import Batch, Destination, Partition, Position, Rejected, SourceRef
+from ingestor.models import Batch, Destination, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, Batcher
-from ingestor.pipeline.compress import gunzip, gzip_array
+from ingestor.sinks.compress import gunzip, gzip_array
 from ingestor.sinks.dead_letter import DeadLetterFile, DeadLetterQueue, entry_for, read_dead_letters
 
 DEST = Destination("DeviceInfo", "dcr-" + "0" * 32, "Custom-DeviceInfo_CL", "DeviceInfo_CL")

@@ -30,12 +30,12 @@ from test_fuzz import MemoryStore
 from test_retention import config_doc
 
 from ingestor import provision
-from ingestor.commit import OffsetTracker
+from ingestor.commit import OffsetTracker, Position
 from ingestor.config import Config, load_config, parse_config
-from ingestor.flow import Flow
 from ingestor.metrics import Metrics
-from ingestor.models import Message, Position
+from ingestor.models import Message
 from ingestor.pipeline.decode import INVALID_NAME, MAX_UNKNOWN_COLUMN_LABELS, MessageDecoder
+from ingestor.run.flow import Flow
 from ingestor.sinks.dead_letter import read_dead_letters
 from ingestor.tables import MAX_COLUMNS_PER_TABLE, UNMAPPED_COLUMNS, load_schemas, with_extra_columns
 from ingestor_tools.emulator import Emulator

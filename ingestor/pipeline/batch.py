@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
-from ingestor.models import Batch, Destination, Ticket
+from ingestor.commit import Ticket
+from ingestor.models import Batch, Destination
 
 FILL_TARGET = 0.96
 # Logs Ingestion rejects requests that inflate far beyond the limit; keep batches bounded uncompressed too.

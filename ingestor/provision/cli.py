@@ -64,8 +64,8 @@ def main(args: argparse.Namespace) -> int:
     written = 0 if args.out is None else _write(args, config, doc, template, outputs)
     if args.check_queries is None:
         return written
-    from ingestor.kql import Analyzer, database_from_template
-    from ingestor.query_check import check, needs, read_queries, report, report_findings
+    from ingestor.provision.kql import Analyzer, database_from_template
+    from ingestor.provision.query_check import check, needs, read_queries, report, report_findings
 
     queries = read_queries(args.check_queries)
     if not queries:

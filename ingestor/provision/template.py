@@ -24,8 +24,8 @@ from ingestor.provision.arm import (
     TABLE_TYPE,
 )
 from ingestor.provision.azure_rules import MAX_FLOWS_PER_DCR, MAX_PREFIX_CHARS
+from ingestor.provision.workspace_functions import function_query
 from ingestor.tables import Column
-from ingestor.workspace_functions import function_query
 
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 TABLES_API = "2025-07-01"

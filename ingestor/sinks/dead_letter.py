@@ -25,14 +25,14 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from ingestor.bounds import MAX_DETAIL_CHARS, cut, fingerprint
-from ingestor.commit import settle
+from ingestor.commit import Ticket, settle
 from ingestor.config import KafkaSourceConfig
+from ingestor.connect.identity import SourceCredentials
+from ingestor.connect.kafka import EntraTokenProvider, connection_settings, start_client
 from ingestor.errors import IngestorError
-from ingestor.identity import SourceCredentials
-from ingestor.kafka_connection import EntraTokenProvider, connection_settings, start_client
 from ingestor.metrics import Metrics
-from ingestor.models import Rejected, Ticket
-from ingestor.pipeline.compress import BACKEND
+from ingestor.models import Rejected
+from ingestor.sinks.compress import BACKEND
 
 if BACKEND == "isal":
     from isal import isal_zlib as _zlib

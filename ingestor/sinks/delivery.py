@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 from ingestor.commit import settle
 from ingestor.config import LogsIngestionSinkConfig
+from ingestor.connect.identity import WORKLOAD_IDENTITY_CHECKS, Refusals
 from ingestor.errors import UploadError
-from ingestor.identity import WORKLOAD_IDENTITY_CHECKS, Refusals
 from ingestor.metrics import Metrics
 from ingestor.models import Batch, Destination, Rejected, SourceRef
 from ingestor.pipeline.batch import FILL_TARGET, BaseBatcher
-from ingestor.pipeline.compress import gzip_array
+from ingestor.sinks.compress import gzip_array
 from ingestor.sinks.dead_letter import DeadLetterQueue
 from ingestor.sinks.retry import Decision, RetryPolicy
 

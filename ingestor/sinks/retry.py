@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ingestor.config import LogsIngestionSinkConfig
+from ingestor.connect.reachability import backoff_secs
 from ingestor.errors import UploadError
 
 BACKOFF_BASE_SECS = 0.5
-# 0.5 * 2**64 s is far above any max_backoff_secs (at most 3600); beyond it 2**attempt would only overflow a float.
-MAX_DOUBLINGS = 64
 
 Action = Literal["retry", "split", "bisect", "dead_letter"]
 
@@ -95,14 +94,6 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         return backoff_secs(attempt, base_secs=self.base_secs, cap_secs=self.max_backoff_secs, draw=self._random)
-
-
-def backoff_secs(attempt: int, *, base_secs: float, cap_secs: float, draw: Callable[[], float]) -> float:
-    """Capped exponential backoff with jitter: the ceiling of attempt n (0-based) is min(cap_secs, base_secs * 2**n),
-    the wait uniform in [ceiling / 2, ceiling); `draw` returns a float in [0, 1). Also the start-up's back-off
-    (`ingestor.reachability`)."""
-    ceiling = min(cap_secs, base_secs * 2 ** min(attempt, MAX_DOUBLINGS))
-    return float(ceiling * (0.5 + 0.5 * draw()))
 
 
 def _new_random() -> Callable[[], float]:

@@ -1,9 +1,6 @@
-"""Where messages come from. Every source yields Message batches and commits positions it is given; the
-application consumes a source through `app.Source` and hears about partitions through `PartitionCallback`."""
+"""Where messages come from: Kafka (`kafka`, aiokafka; also Event Hubs' Kafka endpoint) and Event Hubs over AMQP
+(`eventhubs`, azure-eventhub with the blob checkpoint store). Each yields Message batches, commits the positions it is
+given and calls back when partitions go and come (`base`); `factory.make_source` picks one for a configuration.
 
-from collections.abc import Awaitable, Callable
-
-from ingestor.models import Partition
-
-# Called by a source before partitions go (the application lands and commits their rows) and after they come.
-PartitionCallback = Callable[[set[Partition]], Awaitable[None]]
+May import: the shared leaves (config, models, errors, metrics, identity, reachability, kafka_connection).
+"""

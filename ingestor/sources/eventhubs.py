@@ -29,12 +29,13 @@ from azure.eventhub.amqp import AmqpMessageBodyType
 from azure.eventhub.exceptions import EventHubError
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 
+from ingestor.commit import Partition, Position
 from ingestor.config import EventHubsSourceConfig
+from ingestor.connect.identity import CHECKPOINT_STORE, EVENT_HUBS, SourceCredentials, gives_no_token
+from ingestor.connect.reachability import HeldBack, Part, Unreachable
 from ingestor.errors import ConfigError
-from ingestor.identity import CHECKPOINT_STORE, EVENT_HUBS, SourceCredentials, gives_no_token
-from ingestor.models import Message, Partition, Position
-from ingestor.reachability import HeldBack, Part, Unreachable
-from ingestor.sources import PartitionCallback
+from ingestor.models import Message
+from ingestor.sources.base import PartitionCallback
 
 log = logging.getLogger(__name__)
 STARTING_POSITIONS = {"earliest": "-1", "latest": "@latest"}
@@ -120,7 +121,7 @@ def event_bytes(event: EventData) -> bytes:
 
 
 class EventHubsSource:
-    """An `app.Source` over AMQP: start/stop, fetch, commit, pause/resume, assignment, highwater."""
+    """A `sources.base.Source` over AMQP: start/stop, fetch, commit, pause/resume, assignment, highwater."""
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 `fetch()` returns the next messages with their positions; `commit()` commits exactly the offsets it is given
 (the OffsetTracker decides them). Partition revocation calls back into the application, which flushes and
 commits the partition's rows before the partition is released. `start()` waits for the brokers while it cannot
-bootstrap (`reachability`); once started, aiokafka reconnects by itself.
+bootstrap (`connect.reachability`); once started, aiokafka reconnects by itself.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from ingestor.commit import Partition, Position
 from ingestor.config import KafkaSourceConfig
-from ingestor.identity import SourceCredentials
-from ingestor.kafka_connection import EntraTokenProvider, brokers, connection_settings, start_client
-from ingestor.models import Message, Partition, Position
-from ingestor.reachability import Unreachable
-from ingestor.sources import PartitionCallback
+from ingestor.connect.identity import SourceCredentials
+from ingestor.connect.kafka import EntraTokenProvider, brokers, connection_settings, start_client
+from ingestor.connect.reachability import Unreachable
+from ingestor.models import Message
+from ingestor.sources.base import PartitionCallback
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaSource:
-    """An `app.Source` over aiokafka: start/stop, fetch, commit, pause/resume, assignment, highwater."""
+    """A `sources.base.Source` over aiokafka: start/stop, fetch, commit, pause/resume, assignment, highwater."""
 
     def __init__(
         self,

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TypeVar
 
+from ingestor.connect.identity import Refusals
 from ingestor.errors import describe
-from ingestor.identity import Refusals
 from ingestor.metrics import Metrics
-from ingestor.sinks.retry import backoff_secs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,7 +38,7 @@ MAX_DELAY_SECS = 10.0
 
 @dataclass(frozen=True)
 class Backoff:
-    """Capped exponential back-off with jitter (`sinks.retry.backoff_secs`); `draw` in [0, 1) is injectable."""
+    """Capped exponential back-off with jitter (`backoff_secs`); `draw` in [0, 1) is injectable."""
 
     first_secs: float = FIRST_DELAY_SECS
     cap_secs: float = MAX_DELAY_SECS
@@ -151,3 +150,15 @@ class HeldBack(logging.Filter):
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self._logger.removeFilter(self)
+
+
+# 0.5 * 2**64 s is far above any cap (at most 3600 s); beyond it 2**attempt would only overflow a float.
+MAX_DOUBLINGS = 64
+
+
+def backoff_secs(attempt: int, *, base_secs: float, cap_secs: float, draw: Callable[[], float]) -> float:
+    """Capped exponential backoff with jitter: the ceiling of attempt n (0-based) is min(cap_secs, base_secs * 2**n),
+    the wait uniform in [ceiling / 2, ceiling); `draw` returns a float in [0, 1). The start-up's back-off and the
+    sink's (`sinks.retry`)."""
+    ceiling = min(cap_secs, base_secs * 2 ** min(attempt, MAX_DOUBLINGS))
+    return float(ceiling * (0.5 + 0.5 * draw()))

@@ -18,10 +18,11 @@ from typing import Any
 
 import msgspec
 
+from ingestor.commit import Position, Ticket
 from ingestor.config import Config, DeadLetterConfig, EventHubsSourceConfig, KafkaSourceConfig
-from ingestor.identity import SourceCredentials
+from ingestor.connect.identity import SourceCredentials
 from ingestor.metrics import Metrics
-from ingestor.models import Message, Position, Rejected, SourceRef, Ticket
+from ingestor.models import Message, Rejected, SourceRef
 from ingestor.pipeline.batch import batcher_for
 from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_time
 from ingestor.sinks.dead_letter import DeadLetterQueue, DeadLetterStore, FileStore, KafkaStore
@@ -169,12 +170,12 @@ class Flow:
             stamp = message.timestamp_ms
             ticket = track(message.position, stamp / 1000 if stamp else None)
             result = decode(message.value, SourceRef(message.position, 0))
-            ticket.pending = len(result.rows) + len(result.rejected)
+            ticket.expect(len(result.rows) + len(result.rejected))
             for row in result.rows:
                 if (full := batchers[row.destination].add(row.body, ticket, row.window)) is not None:
                     submit(full)
             read.update(map(_table_of, result.rows))
-            ticket.sealed = True
+            ticket.seal()
             topics[message.position.topic] += 1
             if result.rejected:
                 rejected.extend(result.rejected)
@@ -198,7 +199,7 @@ class Flow:
         configured, where a row matching no rule's predicate goes. A row for an Auxiliary destination goes into
         the window of its `TimeGenerated`.
         """
-        ticket.pending += len(rows)
+        ticket.expect(len(rows))
         route = self.routes[table]
         by_tag = {d.retention_tag: d for d in route.destinations}
         for row in rows:
@@ -217,7 +218,7 @@ class Flow:
 
     def dead_letter_again(self, rejected: Rejected, ticket: Ticket) -> None:
         """A record that cannot be decoded again (only a bounded copy of it is left) goes back to the dead letter."""
-        ticket.pending += 1
+        ticket.expect(1)
         self.dead_letter.put([rejected], [ticket])
         table = rejected.table or UNKNOWN_TABLE
         self.metrics.events_read.labels(table).inc()

@@ -3,7 +3,7 @@ configuration provisions, and why.
 
 Reads `.kql`/`.txt` files (one query each), Sentinel analytics-rule and hunting-query YAML (`query:`) and ARM or
 API exports of analytics rules (JSON: every `properties.query`). Each query is analyzed by Kusto.Language
-(`ingestor.kql`) twice: against the native Defender tables and against the provisioned tables and functions. It
+(`provision.kql`) twice: against the native Defender tables and against the provisioned tables and functions. It
 breaks when the second reports an error the first does not; a query that fails against the native tables too
 (another table, a Sentinel function, a syntax error) cannot be checked, and is listed as such. `needs` then checks
 what each query needs of the retention configuration (plan, kept columns, interactive retention), finding the
@@ -24,7 +24,7 @@ import yaml
 
 from ingestor.config import Config
 from ingestor.errors import ConfigError
-from ingestor.kql import Analyzer, Database, Diagnostic, native_database
+from ingestor.provision.kql import Analyzer, Database, Diagnostic, native_database
 from ingestor.retention import RetentionClass
 from ingestor.tables import load_schemas
 

@@ -20,88 +20,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import Any
 
-from ingestor.commit import OffsetTracker
-from ingestor.config import Config, EventHubsSourceConfig, KafkaSourceConfig
+from ingestor.commit import OffsetTracker, Partition
+from ingestor.config import Config
+from ingestor.connect.identity import SourceCredentials
+from ingestor.connect.reachability import Unreachable
 from ingestor.errors import TaskDied
-from ingestor.flow import Flow
-from ingestor.health import HealthServer
-from ingestor.identity import SourceCredentials
 from ingestor.metrics import Metrics
-from ingestor.models import Message, Partition
-from ingestor.reachability import Unreachable
+from ingestor.run.flow import Flow
+from ingestor.run.health import HealthServer
 from ingestor.sinks.delivery import Uploader
-from ingestor.sources import PartitionCallback
-from ingestor.sources.eventhubs import EventHubsSource
-from ingestor.sources.kafka import KafkaSource
+from ingestor.sources.base import SourceFactory
+from ingestor.sources.factory import make_source
 
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_SECS = 0.2
 PROCESS_SLICE = 16  # messages decoded between two yields to the event loop
 # Closing the source's connections once the grace period is spent (the chart's termination grace leaves room).
 SOURCE_CLOSE_SECS = 5.0
-
-
-class Source(Protocol):
-    """What the application needs of a source (KafkaSource, EventHubsSource).
-
-    `fetch` returns the next messages, each partition's in offset order; `commit` commits exactly the offsets it is
-    given (the next position to read) and says whether it could; pause/resume hold and release reading; the
-    source calls the application back (`PartitionCallback`) before partitions go and after they come.
-    """
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def fetch(self, timeout_secs: float) -> list[Message]: ...
-
-    async def commit(self, offsets: dict[Partition, int]) -> bool: ...
-
-    def pause(self, partitions: set[Partition]) -> None: ...
-
-    def resume(self) -> None: ...
-
-    @property
-    def paused(self) -> set[Partition]: ...
-
-    def assignment(self) -> set[Partition]: ...
-
-    def highwater(self, partition: Partition) -> int | None: ...
-
-
-class SourceFactory(Protocol):
-    """Builds the source of a configuration (`make_source`; tests pass their own)."""
-
-    def __call__(
-        self,
-        config: KafkaSourceConfig | EventHubsSourceConfig,
-        *,
-        on_revoked: PartitionCallback,
-        on_assigned: PartitionCallback,
-        credentials: SourceCredentials,
-        unreachable: Unreachable,
-    ) -> Source: ...
-
-
-def make_source(
-    config: KafkaSourceConfig | EventHubsSourceConfig,
-    *,
-    on_revoked: PartitionCallback,
-    on_assigned: PartitionCallback,
-    credentials: SourceCredentials,
-    unreachable: Unreachable,
-) -> Source:
-    """The source for `config.type`, calling back before partitions go and after they come; its Entra ID
-    credentials report to `credentials`, the parts its start cannot reach yet to `unreachable`."""
-    if isinstance(config, KafkaSourceConfig):
-        return KafkaSource(
-            config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials, unreachable=unreachable
-        )
-    return EventHubsSource(
-        config, on_revoked=on_revoked, on_assigned=on_assigned, credentials=credentials, unreachable=unreachable
-    )
 
 
 class Ingestor:

@@ -16,9 +16,9 @@ from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
 
 from ingestor.config import KafkaSourceConfig
+from ingestor.connect.identity import EVENT_HUBS, SourceCredentials, WatchedCredential
+from ingestor.connect.reachability import HeldBack, Part
 from ingestor.errors import ConfigError, describe
-from ingestor.identity import EVENT_HUBS, SourceCredentials, WatchedCredential
-from ingestor.reachability import HeldBack, Part
 
 # Microsoft's recommended connection settings for the Event Hubs Kafka endpoint: the service drops idle
 # connections after 240 s, and requests need more than 20 s (learn.microsoft.com/azure/event-hubs/

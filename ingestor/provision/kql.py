@@ -166,7 +166,7 @@ def package_version() -> str:
 
 
 def _packaged(name: str) -> bytes:
-    return (resources.files("ingestor") / "kql_analyzer" / name).read_bytes()
+    return (resources.files("ingestor.provision") / "kql_analyzer" / name).read_bytes()
 
 
 class Analyzer:

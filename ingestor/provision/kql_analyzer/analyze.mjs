@@ -1,4 +1,4 @@
-// Runs Kusto.Language (Microsoft's KQL parser and semantic analyzer, npm @kusto/language-service-next) for ingestor.kql.
+// Runs Kusto.Language (Microsoft's KQL parser and semantic analyzer, npm @kusto/language-service-next) for ingestor.provision.kql.
 //
 // stdin:  {"database": {"name": "...", "tables": [{"name": "T", "columns": [{"name": "c", "type": "string"}]}],
 //                       "functions": [{"name": "F", "body": "<KQL query>"}]},

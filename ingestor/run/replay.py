@@ -29,11 +29,12 @@ from typing import Any
 import msgspec
 
 from ingestor.bounds import cut
+from ingestor.commit import Position, Ticket
 from ingestor.config import Config, LogsIngestionSinkConfig
 from ingestor.errors import UploadError
-from ingestor.flow import Flow, cancel
 from ingestor.metrics import Metrics
-from ingestor.models import DEAD_LETTER_REASONS, Destination, Message, Position, Rejected, SourceRef, Ticket
+from ingestor.models import DEAD_LETTER_REASONS, Destination, Message, Rejected, SourceRef
+from ingestor.run.flow import Flow, cancel
 from ingestor.sinks.dead_letter import DeadLetterEntry, FileStore, raw_bytes, read_dead_letter_lines
 from ingestor.sinks.delivery import Uploader
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
@@ -310,7 +311,7 @@ class Replay:
         else:
             _, table, rows = item
             self.flow.process_rows(table, rows, ticket)
-        ticket.sealed = True
+        ticket.seal()
 
     async def _drain(self) -> None:
         """Every open batch sent and every record settled (no grace period: `_wait` decides how long)."""
