@@ -13,6 +13,8 @@ from ingestor.commit import Position, Ticket
 # Auxiliary tables refuse a request whose rows span more than 30 minutes of TimeGenerated: their rows are batched
 # by half-hour window (`epoch seconds // AUXILIARY_WINDOW_SECS`), so that every batch spans less.
 AUXILIARY_WINDOW_SECS = 1800
+# A batch is closed, and a request trimmed, to this share of `sink.max_request_bytes` once compressed.
+FILL_TARGET = 0.96
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """In-process stand-ins for the application's declared seams (`sources.base.Source`, `sources.base.SourceFactory`,
-`sinks.delivery.Uploader`), type-checked against them by `make typecheck` (mypy --strict on this file)."""
+`sinks.service.Uploader`), type-checked against them by `make typecheck` (mypy --strict on this file)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ingestor.config import EventHubsSourceConfig, KafkaSourceConfig
 from ingestor.connect.identity import SourceCredentials
 from ingestor.connect.reachability import Unreachable
 from ingestor.models import Destination, Message
-from ingestor.sinks.delivery import Uploader
+from ingestor.sinks.service import Uploader
 from ingestor.sources.base import PartitionCallback, Source, SourceFactory
 from ingestor_tools import SAMPLES_DIR
 

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "run": {"sources", "pipeline", "sinks", "connect"} | LEAVES,
     "provision": LEAVES,
     "sources": {"connect"} | LEAVES,
-    "sinks": {"connect", "pipeline"} | LEAVES,
+    "sinks": {"connect"} | LEAVES,
     "pipeline": LEAVES,
     "connect": LEAVES,
     **{leaf: LEAVES for leaf in LEAVES},

@@ -13,8 +13,8 @@ import pytest
 
 from ingestor.commit import OffsetTracker, Partition, Position
 from ingestor.metrics import Metrics
-from ingestor.models import Batch, Destination, Rejected, SourceRef
-from ingestor.pipeline.batch import FILL_TARGET, Batcher
+from ingestor.models import FILL_TARGET, Batch, Destination, Rejected, SourceRef
+from ingestor.pipeline.batch import Batcher
 from ingestor.sinks.compress import gunzip, gzip_array
 from ingestor.sinks.dead_letter import DeadLetterFile, DeadLetterQueue, entry_for, read_dead_letters
 

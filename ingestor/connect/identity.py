@@ -4,7 +4,7 @@ gives no token is a misconfiguration to report, not a transient fault to retry b
 `SourceCredentials` tracks which of them gives no token: one ERROR line per flip naming the setting to check,
 `ingestor_source_authorized` at 0, `/readyz` 503 with the reason. `WatchedCredential` wraps one credential: it
 reports each outcome, and while the credential fails it asks it again at most once per `retry_secs` (callers wait).
-The sink's own credential is handled by the delivery loop (`sinks.delivery.SinkHealth`).
+The sink's own credential is handled by the delivery loop (`sinks.events.SinkHealth`).
 """
 
 from __future__ import annotations

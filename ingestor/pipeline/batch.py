@@ -17,9 +17,8 @@ import time
 from abc import ABC, abstractmethod
 
 from ingestor.commit import Ticket
-from ingestor.models import Batch, Destination
+from ingestor.models import FILL_TARGET, Batch, Destination
 
-FILL_TARGET = 0.96
 # Logs Ingestion rejects requests that inflate far beyond the limit; keep batches bounded uncompressed too.
 MAX_UNCOMPRESSED_BYTES = 32 * 1_048_576
 INITIAL_RATIO = 0.2

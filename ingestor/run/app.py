@@ -30,7 +30,7 @@ from ingestor.errors import TaskDied
 from ingestor.metrics import Metrics
 from ingestor.run.flow import Flow
 from ingestor.run.health import HealthServer
-from ingestor.sinks.delivery import Uploader
+from ingestor.sinks.service import Uploader
 from ingestor.sources.base import SourceFactory
 from ingestor.sources.factory import make_source
 

@@ -26,8 +26,9 @@ from ingestor.models import Message, Rejected, SourceRef
 from ingestor.pipeline.batch import batcher_for
 from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_time
 from ingestor.sinks.dead_letter import DeadLetterQueue, DeadLetterStore, FileStore, KafkaStore
-from ingestor.sinks.delivery import Delivery, Uploader
+from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
+from ingestor.sinks.service import Uploader
 
 log = logging.getLogger(__name__)
 UNKNOWN_TABLE = "unknown"

@@ -36,9 +36,9 @@ from ingestor.metrics import Metrics
 from ingestor.models import DEAD_LETTER_REASONS, Destination, Message, Rejected, SourceRef
 from ingestor.run.flow import Flow, cancel
 from ingestor.sinks.dead_letter import DeadLetterEntry, FileStore, raw_bytes, read_dead_letter_lines
-from ingestor.sinks.delivery import Uploader
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 from ingestor.sinks.retry import RetryPolicy
+from ingestor.sinks.service import Uploader
 from ingestor.tables import load_schemas
 
 log = logging.getLogger(__name__)

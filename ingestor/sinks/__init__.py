@@ -1,6 +1,8 @@
-"""Where rows go: the Logs Ingestion API (`logs_ingestion`, the client; `delivery`, which gzips with `compress` and
-follows the retry policy of `retry`) and the dead letter (`dead_letter`).
+"""Where rows go. The Logs Ingestion API in its parts: `request` builds a request from a closed batch (gzip with
+`compress`, measure, trim and give back, the ratio the batcher learns), `service` sends it and carries out what the
+retry policy (`retry`) decides, `events` counts and logs each outcome and holds the sink's health; `delivery` runs
+the queue and the workers over them, and `logs_ingestion` is the client. And the dead letter (`dead_letter`).
 
-May import: the shared leaves and `connect` (credentials, the Kafka dead letter's connection); for now also
-`pipeline.batch` (delivery puts trimmed rows back into their batcher).
+May import: the shared leaves (models, commit, config, errors, metrics, bounds) and `connect`; not `pipeline`: the
+batchers come in through `request.Batches`.
 """
