@@ -13,6 +13,7 @@ from ingestor.commit import Partition, Position
 from ingestor.config import EventHubsSourceConfig, KafkaSourceConfig
 from ingestor.connect.identity import SourceCredentials
 from ingestor.connect.reachability import Unreachable
+from ingestor.errors import UploadError
 from ingestor.models import Destination, Message
 from ingestor.sinks.service import Uploader
 from ingestor.sources.base import PartitionCallback, Source, SourceFactory
@@ -37,6 +38,21 @@ class RecordingUploader:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         pass
+
+
+class ScriptedUploader(RecordingUploader):
+    """Raises the next error of its script for each request, then accepts like RecordingUploader."""
+
+    def __init__(self, *errors: UploadError) -> None:
+        super().__init__()
+        self.script = list(errors)
+        self.request_ids: list[str] = []
+
+    async def send(self, destination: Destination, payload: bytes, request_id: str) -> None:
+        self.request_ids.append(request_id)
+        if self.script:
+            raise self.script.pop(0)
+        await super().send(destination, payload, request_id)
 
 
 class StillSource:

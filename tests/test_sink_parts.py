@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from types import TracebackType
 
 import pytest
+from fakes import ScriptedUploader
 
 from ingestor.commit import Position, Ticket
 from ingestor.errors import UploadError
 from ingestor.metrics import Metrics
 from ingestor.models import FILL_TARGET, Batch, Destination
 from ingestor.pipeline.batch import Batcher
-from ingestor.sinks.compress import gunzip
+from ingestor.sinks.compress import gunzip, gzip_array
 from ingestor.sinks.events import SinkEvents
 from ingestor.sinks.request import THREAD_COMPRESS_BYTES, RequestBuilder
 from ingestor.sinks.retry import Decision, RetryPolicy
@@ -73,37 +73,18 @@ def test_a_single_row_too_large_cannot_be_trimmed() -> None:
 # -- the service --------------------------------------------------------------------------------------------------
 
 
-class ScriptedClient:
-    """Answers each request with the next error of its script, then 204."""
-
-    def __init__(self, *errors: UploadError) -> None:
-        self.script = list(errors)
-        self.requests: list[str] = []
-
-    async def send(self, destination: Destination, payload: bytes, request_id: str) -> None:
-        self.requests.append(request_id)
-        if self.script:
-            raise self.script.pop(0)
-
-    async def __aenter__(self) -> ScriptedClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        pass
-
-
 async def test_the_service_retries_what_can_be_retried_then_the_rows_land() -> None:
     metrics = Metrics()
-    client = ScriptedClient(
+    client = ScriptedUploader(
         UploadError("transient", "503 Service Unavailable", status=503),
         UploadError("throttled", "429", status=429, retry_after=0.02),
         UploadError("unauthorized", "403 Forbidden", status=403),
     )
     service = UploadService(client, QUICK, SinkEvents(metrics))
-    assert await service.send(batch_of(5), b"payload") is None
-    assert len(client.requests) == 4 and len(set(client.requests)) == 4  # a request id per attempt
+    batch = batch_of(5)
+    assert await service.send(batch, gzip_array(batch.body)) is None
+    assert len(client.request_ids) == 4 and len(set(client.request_ids)) == 4  # a request id per attempt
+    assert client.requests == [(DEST, [json.loads(row) for row in batch.rows])]
     assert service.throttled_until > 0
     for reason in ("transient", "throttled", "unauthorized"):
         assert sample(metrics, "ingestor_retries_total", destination="DeviceInfo_CL", reason=reason) == 1
@@ -122,7 +103,7 @@ async def test_the_service_retries_what_can_be_retried_then_the_rows_land() -> N
 async def test_what_a_retry_cannot_help_is_handed_back_with_the_error(
     error: UploadError, rows: int, decision: Decision
 ) -> None:
-    service = UploadService(ScriptedClient(error), QUICK, SinkEvents(Metrics()))
+    service = UploadService(ScriptedUploader(error), QUICK, SinkEvents(Metrics()))
     assert await service.send(batch_of(rows), b"payload") == Undelivered(decision, error)
 
 
