@@ -60,7 +60,7 @@ lock: $(STAMP) ## re-resolve requirements.lock and requirements-runtime.lock fro
 fuzz: install ## property-based fuzz campaign: decoder and flow under hostile input, outcome counts at the end
 	FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),100000) $(BIN)/pytest -p no:cacheprovider -q --timeout=0 tests/test_fuzz.py $(PYTEST_ARGS)
 
-bench: install ## floor, baseline and ingestor on the same input; results in benchmarks/results/
+bench: install ## floor, baseline and ingestor on the same input; figures in benchmarks/results/latest.json
 	$(BIN)/python benchmarks/harness.py $(BENCH_ARGS)
 
 bench-outage: install ## a 3-minute sink outage under full input: peak RSS and catch-up time

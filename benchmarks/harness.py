@@ -7,7 +7,8 @@
 The topic is filled before anything is timed; the emulator runs in count mode (checks the size limit and the
 gzip stream, counts rows, stores nothing) for both baseline and ingestor. A last run paces input at half the
 ingestor's measured rate and reads the event-to-acknowledgement latency histogram.
-Writes benchmarks/results/bench-<time>.json, latest.md and latest.png; `--profile` adds a py-spy profile of
+Writes benchmarks/results/bench-<time>.json and the same figures to latest.json (which the docs quote, with
+the date, the commit and the machine), latest.md and latest.png; `--profile` adds a py-spy profile of
 one ingestor run with the share of time per stage. `--against REV` also runs the ingestor of an earlier commit
 (its `ingestor/` and `schemas/` taken from git), alternating with this one run by run, for a before/after in one
 run on the same input.
@@ -318,12 +319,11 @@ def main() -> None:
     print(f"input: {records:,} records, {raw / 1e6:.0f} MB, {len(messages):,} messages, "
           f"{raw / records:.0f} B/record")  # fmt: skip
     results: dict[str, Any] = {
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                 cwd=ROOT).stdout.strip(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, gzip {BACKEND}",
+        "commit": commit(),
+        "machine": machine(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "input": {"records": records, "raw_mb": round(raw / 1e6, 1), "messages": len(messages), "seed": 1},
-    }  # fmt: skip
+    }
     results["floor"] = summarize([floor(messages, records) for _ in range(args.runs)], raw)
     print("floor", results["floor"])
 
@@ -369,6 +369,33 @@ def main() -> None:
         broker.stop()
     subprocess.run(["rm", "-rf", str(work)], check=True)
     write(results)
+
+
+def commit() -> str:
+    """The commit measured, `+dirty` when tracked files differ from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True)
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=ROOT).returncode != 0
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on: cores, CPU model, Python, the gzip backend, and how busy the machine was."""
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown")
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "gzip": BACKEND,
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def describe(machine: dict[str, Any]) -> str:
+    """The machine in one line."""
+    return (f"{machine['cores']} cores {machine['cpu']} ({machine['arch']}), Python {machine['python']}, "
+            f"gzip {machine['gzip']}, load {machine['load_average_1m_at_start']} at start")  # fmt: skip
 
 
 def checkout(rev: str, directory: Path) -> Path:
@@ -418,12 +445,14 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
 def write(results: dict[str, Any]) -> None:
     results["ratios"] = ratios(results)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = json.dumps(results, indent=2) + "\n"
+    (RESULTS / f"bench-{stamp}.json").write_text(text)  # the history, one file per run
+    (RESULTS / "latest.json").write_text(text)  # the figures docs/performance.md and the README quote
     rows = [name for name in results if name in ("floor", "baseline") or name.startswith("ingestor")]
     columns = ("events_per_sec", "raw_mb_per_sec", "events_per_cpu_sec", "cpu_secs_per_gb", "requests_per_gb",
                "mean_request_bytes", "peak_rss_mib", "ingestor_cores", "broker_emulator_cores")  # fmt: skip
     lines = [
-        f"Benchmark {results['time']}, commit {results['commit']}, {results['machine']}; input "
+        f"Benchmark {results['time']}, commit {results['commit']}, {describe(results['machine'])}; input "
         f"{results['input']['records']:,} records ({results['input']['raw_mb']} MB), medians of "
         f"{results['ingestor']['runs']} runs.",
         "",
@@ -463,7 +492,8 @@ def chart(results: dict[str, Any], rows: list[str]) -> None:
         axis.set_title(title)
         for i, value in enumerate(values):
             axis.annotate(f"{value:,.0f}", (i, value), ha="center", va="bottom", fontsize=8)
-    fig.suptitle(f"{results['input']['records']:,} Defender records, commit {results['commit']}, {results['machine']}")
+    records, where = results["input"]["records"], describe(results["machine"])
+    fig.suptitle(f"{records:,} Defender records, commit {results['commit']}, {where}")
     fig.tight_layout()
     fig.savefig(RESULTS / "latest.png", dpi=100)
 

@@ -1,7 +1,7 @@
 """What retention classes cost on the hot path: decode, route, shape and batch, single-threaded, no I/O or gzip.
 
 Three configurations on the same generated input, interleaved round by round: one class (the default), classes
-by table only (no row is looked at), and the README's worked example with a column predicate and an Auxiliary
+by table only (no row is looked at), and docs/retention.md's example with a column predicate and an Auxiliary
 class (TimeGenerated re-rendered and half-hour windows). Prints median rows/s and the ratio to one class.
 
     .venv/bin/python benchmarks/retention.py [--records N] [--rounds N]

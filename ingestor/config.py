@@ -630,7 +630,7 @@ def describe(error: Any, document: Document | None = None) -> str:
     if error["type"] == "missing":
         return f"{loc}: required; set it in the config file or with {env_name(path)}"
     if error["type"] == "extra_forbidden":
-        return f"{loc}: unknown key; remove it or check its spelling (see README, Configuration){where}"
+        return f"{loc}: unknown key; remove it or check its spelling (see docs/configuration.md, Every key){where}"
     expected = _expected(error, path)
     if expected is None:
         return f"{loc}: {error['msg'].removeprefix('Value error, ')}{where}"

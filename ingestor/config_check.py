@@ -36,7 +36,7 @@ from ingestor.errors import ConfigError
 from ingestor.provision.arm import ENDPOINT_OUTPUT, RULE_IDS_OUTPUT
 from ingestor.provision.resolve import secrets_in
 
-# Placeholders refused where a real value is needed (README, Configuration, lists them):
+# Placeholders refused where a real value is needed (docs/configuration.md, check-config, lists them):
 # the all-zero DCR id of the chart's defaults and the docs (the emulator's default DCR: allowed with static_token),
 ALL_ZERO_RULE_ID = "dcr-" + "0" * 32
 # `<...>` as in the chart's `<namespace>`, `<event hub>` and `<dce>`,

@@ -34,7 +34,7 @@ class SourceRef:
     index: int | None
 
 
-# Every reason a dead-letter entry gives (README, "Faults and bad input"): the decoder's, then the sink's.
+# Every reason a dead-letter entry gives (docs/operations.md, "Faults and bad input"): the decoder's, then the sink's.
 DEAD_LETTER_REASONS = frozenset(
     {
         "malformed_json",

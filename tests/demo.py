@@ -1,6 +1,6 @@
 """`make demo`: the main job end to end on local real parts, then what landed per table.
 
-Starts the Tansu broker, provisions the README's retention example (`ingestor provision`) and starts the HTTPS
+Starts the Tansu broker, provisions docs/retention.md's example (`ingestor provision`) and starts the HTTPS
 Logs Ingestion emulator on the DCRs of the template it wrote, generates realistic traffic for all ten tables
 (with a little bad input), runs `ingestor run` until everything is consumed and committed, stops it with
 SIGTERM, and prints rows landed, rows dead-lettered, raw and compressed bytes and requests per table, then rows,
@@ -33,7 +33,7 @@ OUT = Path("demo-output").resolve()
 RECORDS = 50_000
 PARTITIONS = 4
 TOPIC, GROUP = "defender", "defender-ingestor"
-# The README's worked example (Retention classes and provisioning): high-volume network and file events to a
+# docs/retention.md's worked example: high-volume network and file events to a
 # long, cheap class, the rest in Analytics.
 RETENTION = {
     "default_class": "hot",

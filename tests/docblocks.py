@@ -1,6 +1,7 @@
-"""The fenced code blocks of a Markdown file, each with the headings it sits under, for tests that run or parse what
-the docs show. Reads the subset of CommonMark the docs use: ATX headings (`## ...`) and fenced blocks opened by
-three or more backticks or tildes (indented inside list items or not) and closed by the same fence.
+r"""The fenced code blocks and the tables of a Markdown file, each with the headings it sits under, for tests that run
+or parse what the docs show. Reads the subset of CommonMark the docs use: ATX headings (`## ...`), fenced blocks
+opened by three or more backticks or tildes (indented inside list items or not) and closed by the same fence, and
+pipe tables (a header row, a `| --- |` row, then rows; `\|` inside a cell is a pipe).
 """
 
 from __future__ import annotations
@@ -56,3 +57,52 @@ def blocks_under(path: Path, heading: str, info: str | None = None) -> list[Bloc
     """The blocks directly under `heading` (not under a deeper heading inside it), of one language if given."""
     found = [b for b in fenced_blocks(path) if b.headings and b.headings[-1] == heading]
     return [b for b in found if info is None or b.info == info]
+
+
+@dataclass(frozen=True)
+class Table:
+    path: Path
+    line: int  # of the header row, counted from 1
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    headings: tuple[str, ...]
+
+    def where(self) -> str:
+        return f"{self.path.name}:{self.line} (under {' > '.join(self.headings) or 'no heading'})"
+
+
+def _cells(line: str) -> tuple[str, ...]:
+    inner = line.strip().removeprefix("|").removesuffix("|").replace("\\|", "\0")
+    return tuple(cell.strip().replace("\0", "|") for cell in inner.split("|"))
+
+
+def tables(path: Path) -> list[Table]:
+    """The pipe tables outside fenced blocks, with the headings they are under."""
+    found: list[Table] = []
+    headings: list[tuple[int, str]] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    fence: re.Pattern[str] | None = None
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        opening = _FENCE.match(line)
+        heading = _HEADING.match(line)
+        if fence is not None:
+            if fence.match(line):
+                fence = None
+        elif opening:
+            marker = opening.group(2)
+            fence = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
+        elif heading:
+            level = len(heading.group(1))
+            headings = [(lv, h) for lv, h in headings if lv < level] + [(level, heading.group(2))]
+        elif line.startswith("|") and index + 1 < len(lines) and re.fullmatch(r"\|( *:?-+:? *\|)+", lines[index + 1]):
+            start, rows = index, []
+            index += 2
+            while index < len(lines) and lines[index].startswith("|"):
+                rows.append(_cells(lines[index]))
+                index += 1
+            found.append(Table(path, start + 1, _cells(line), tuple(rows), tuple(h for _, h in headings)))
+            continue
+        index += 1
+    return found

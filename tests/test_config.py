@@ -217,8 +217,8 @@ def test_crc_checks_can_be_turned_off_from_the_environment(tmp_path: Path) -> No
 
 
 def test_the_readme_configuration_example_is_valid(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("\n## Configuration\n") :]
+    reference = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    section = reference[reference.index("# Configuration\n") :]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_config(yaml.safe_load(example))
     assert config.source.auth.type == "entra" and config.source.is_event_hubs

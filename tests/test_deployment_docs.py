@@ -2,7 +2,8 @@
 outputs, `provision --outputs`, `check-config`), then step 6's shell line that builds the values file and its
 `helm install`; the configuration the chart renders, with the pod's environment, passes `check-config` and keeps the
 provisioned endpoint and every DCR id. And every configuration block of README.md and docs/*.md passes
-`check-config`.
+`check-config`. The worked example of retention is docs/retention.md's, the configuration example
+docs/configuration.md's.
 
 The blocks are read from the Markdown (docblocks.py) and run by bash. Azure and the cluster are the only parts
 stood in for, by `az` and `helm` programs on the PATH (`az_main`, `helm_main` below): `az deployment group create
@@ -39,6 +40,8 @@ from ingestor_tools.emulator.dcr import deployment_outputs
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "deployment.md"
 README = ROOT / "README.md"
+RETENTION_DOC = ROOT / "docs" / "retention.md"
+CONFIG_DOC = ROOT / "docs" / "configuration.md"
 STEP_4, STEP_6 = "4. Provision Log Analytics", "6. helm install"
 # The guide's placeholders ("The names below ... are placeholders"), replaced as a user replaces them: whole words
 # in the configuration and the commands. Namespace `defender` and release `ingestor` are kept, as the guide allows.
@@ -88,7 +91,7 @@ def step_6() -> Block:
 
 
 def worked_example_retention() -> str:
-    (block,) = [b for b in fenced_blocks(README) if b.info == "yaml" and b.headings[-1:] == ("Worked example",)]
+    (block,) = [b for b in fenced_blocks(RETENTION_DOC) if b.info == "yaml" and b.headings[-1:] == ("Worked example",)]
     assert yaml.safe_load(block.text).keys() == {"retention"}
     return block.text
 
@@ -215,24 +218,25 @@ def rule_ids_in(node: Any) -> set[str]:
 # -- the path ----------------------------------------------------------------------------------------------------
 
 
-def readme_configuration() -> str:
-    """The README's Configuration example: a whole configuration, with a `metrics` section."""
-    (block,) = [b for b in fenced_blocks(README) if b.info == "yaml" and b.headings[-1:] == ("Configuration",)]
+def configuration_example() -> str:
+    """The Configuration example (docs/configuration.md): a whole configuration, with a `metrics` section."""
+    (block,) = [b for b in fenced_blocks(CONFIG_DOC) if b.info == "yaml" and b.headings[-1:] == ("Configuration",)]
     assert "metrics" in yaml.safe_load(block.text)
     return block.text
 
 
-@pytest.mark.parametrize("retention", ["default", "worked example", "README configuration"])
+@pytest.mark.parametrize("retention", ["default", "worked example", "configuration example"])
 def test_the_documented_path_runs_as_written(retention: str, tmp_path: Path) -> None:
-    """The guide's configuration with its default retention, with the README's worked example's classes and rules
-    in its `# retention: ...` line, and the README's Configuration example in its place (it has `metrics`)."""
+    """The guide's configuration with its default retention, with the worked example's classes and rules
+    (docs/retention.md) in its `# retention: ...` line, and the Configuration example (docs/configuration.md) in its
+    place (it has `metrics`)."""
     config_block, step_4_commands = step_4()
     config_text = substituted(config_block.text)
     assert "NS." not in config_text and "contoso-defender.servicebus.windows.net:9093" in config_text
-    if retention == "README configuration":
-        config_text = readme_configuration()
+    if retention == "configuration example":
+        config_text = configuration_example()
     elif retention == "worked example":
-        # The block's `# retention: ...` line is where the classes and rules go (README, Worked example).
+        # The block's `# retention: ...` line is where the classes and rules go (docs/retention.md, Worked example).
         line = re.search(r"^# retention: .*$", config_text, re.M)
         assert line, f"{config_block.where()}: no `# retention: ...` line to put the classes and rules in"
         config_text = config_text.replace(line.group(0), worked_example_retention().rstrip("\n"))

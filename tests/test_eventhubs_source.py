@@ -307,8 +307,8 @@ async def test_start_refuses_a_missing_checkpoint_container(azurite: Any) -> Non
 
 
 def test_the_readme_example_validates() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### Event Hubs over AMQP") :]
+    reference = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    section = reference[reference.index("## Event Hubs over AMQP") :]
     block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
     doc = config_doc({})
     doc["source"] = yaml.safe_load(block)["source"]

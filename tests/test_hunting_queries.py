@@ -1,7 +1,7 @@
 """Hunting queries written for the native Defender tables run unchanged against what `ingestor provision` creates
 (issue 13, items 1 and 2), as Microsoft's analyzer (Kusto.Language, `ingestor.provision.kql`) sees them.
 
-For each configuration (the default, the README's worked example, a Basic class split by a predicate, projections on
+For each configuration (the default, docs/retention.md's example, a Basic class split by a predicate, projections on
 several tables), the ARM template's tables and functions become a database. Asserted: every query of the corpus
 (tests/kql/queries) that compiles against the native tables compiles against that database; each function presents
 every native column with its native name and type, in native order; and the function bodies compile themselves.
@@ -150,7 +150,7 @@ def test_each_function_presents_its_native_table_exactly(name: str, analyzer: An
 
 
 def test_without_the_casts_an_auxiliary_leg_would_split_additional_fields(analyzer: Analyzer) -> None:
-    """The fault the functions fix, shown on the README's example: a plain union of the class tables."""
+    """The fault the functions fix, shown on docs/retention.md's example: a plain union of the class tables."""
     database = database_from_template(build_template(example_config()))
     plain = Database(
         name="plain",

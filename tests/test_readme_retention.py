@@ -1,4 +1,5 @@
-"""The README's retention worked example: its YAML is a valid configuration and rows land where its table says."""
+"""The retention worked example (docs/retention.md): its YAML is a valid configuration and rows land where its table
+says."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from ingestor.config import Config, parse_config
 from ingestor.pipeline.decode import MessageDecoder
 from ingestor.tables import load_schemas
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-HEADING = "## Retention classes and provisioning\n"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "retention.md"
+HEADING = "## Worked example\n"
 
 
 def section() -> str:
-    text = README.read_text()
-    assert HEADING in text, f"README has no section {HEADING.strip()!r}"
+    text = DOC.read_text()
+    assert HEADING in text, f"docs/retention.md has no section {HEADING.strip()!r}"
     return text.split(HEADING, 1)[1].split("\n## ", 1)[0]
 
 
@@ -72,7 +73,7 @@ def test_rows_land_where_the_readme_table_says(
 ) -> None:
     tag, table_name, body = landing(example_config(), table, **properties)
     assert (tag, table_name, body["RetentionTag"]) == (expected_class, expected_table, expected_class)
-    if table_name != "DeviceRegistryEvents_CL":  # the README names the other six tables `<Table>_CL`
+    if table_name != "DeviceRegistryEvents_CL":  # the example names the other six tables `<Table>_CL`
         assert f"`{expected_table}`" in section()
 
 

@@ -288,9 +288,9 @@ def test_max_wait_takes_seconds_or_units_and_the_help_names_the_exit_codes(tmp_p
 
 
 def readme_commands() -> str:
-    """The shell block of the README's "Dead letter and replay" section."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Dead letter and replay\n", 1)[1].split("\n#", 1)[0]
+    """The shell block of the "Dead letter and replay" section of docs/operations.md."""
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = text.split("## Dead letter and replay\n", 1)[1].split("\n#", 1)[0]
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 

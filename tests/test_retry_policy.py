@@ -2,7 +2,7 @@
 
 Each row starts from the service's answer (an HTTP status and headers, classified by `logs_ingestion.classify_response`,
 or a failure with no response, built as `LogsIngestionSink.send` builds it) and ends in a Decision. The jitter is
-fixed through the injected random source. README, "Faults and bad input", rows on the Logs Ingestion API.
+fixed through the injected random source. docs/operations.md, "Faults and bad input", rows on the Logs Ingestion API.
 """
 
 from __future__ import annotations

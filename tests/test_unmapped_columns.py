@@ -434,8 +434,8 @@ def test_kept_and_promoted_columns_land_through_a_provisioned_emulator(tmp_path:
 
 
 def test_the_readme_promotion_example_validates() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### New columns") :]
+    reference = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    section = reference[reference.index("## New columns") :]
     block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
     cfg = parse_config(config_doc({}) | yaml.safe_load(block))
     assert cfg.table_schemas()["DeviceProcessEvents"].column_names[-2:] == ("ProcessRiskScore", UNMAPPED_COLUMNS)

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 ROW_REASONS = frozenset({"rejected_by_service", "oversized_row"})
 LINES_PER_MESSAGE = 500
 CHUNK_BYTES = 1_048_576
-# A role assignment can take 30 minutes to propagate (README, Provisioning), plus a margin.
+# A role assignment can take 30 minutes to propagate (docs/retention.md, Provisioning), plus a margin.
 DEFAULT_MAX_WAIT_SECS = 45 * 60
 POLL_SECS = 0.05
 EXIT_LANDED = 0
