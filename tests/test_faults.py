@@ -33,6 +33,8 @@ from ingestor.sinks.dead_letter import read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 
+pytestmark = [pytest.mark.broker, pytest.mark.emulator, pytest.mark.process]
+
 TABLES = {f"{t}_CL" for t in load_schemas()}
 PARTITIONS = 4
 Key = tuple[Any, ...]

@@ -21,6 +21,8 @@ from ingestor.kql import STANDARD_COLUMNS, Analyzer, Database, database_from_tem
 from ingestor.provision.template import build_template
 from ingestor.tables import load_schemas
 
+pytestmark = pytest.mark.node
+
 CORPUS = Path(__file__).resolve().parent / "kql" / "queries"
 STANDARD = {name for name, _ in STANDARD_COLUMNS}
 ALWAYS = ["TimeGenerated", "RetentionTag", "Timestamp", "DeviceId", "DeviceName"]  # never dropped

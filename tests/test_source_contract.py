@@ -125,7 +125,9 @@ class EventHubsRig:
 Rig = KafkaRig | EventHubsRig
 
 
-@pytest.fixture(params=["kafka", "eventhubs"])
+@pytest.fixture(
+    params=[pytest.param("kafka", marks=pytest.mark.broker), pytest.param("eventhubs", marks=pytest.mark.azurite)]
+)
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     made: Rig
     if request.param == "kafka":
