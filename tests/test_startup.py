@@ -60,9 +60,10 @@ GROUP = "$Default"
 PART = Part("kafka", "the Kafka brokers (127.0.0.1:1)", "the firewall")
 
 
-@pytest.fixture
-def emulator_process(tmp_path: Path) -> Any:
-    emulator = EmulatorProcess(tmp_path / "emulator")
+@pytest.fixture(scope="module")
+def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One `ingestor emulator` for the module: its tests read the ingestor's metrics and logs, not the rows."""
+    emulator = EmulatorProcess(tmp_path_factory.mktemp("emulator"))
     yield emulator
     emulator.stop()
 
