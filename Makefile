@@ -28,11 +28,13 @@ install: $(STAMP) ## set up .venv and install the ingestor and its development t
 demo: install ## broker + emulator + generated traffic + ingestor, then rows per table
 	$(BIN)/python tests/demo.py
 
-test: install lint typecheck ## lint, type-check and the whole test suite (real broker and emulator)
+# Two lanes: `unit` deselects every test marked `parts` (it starts a real part: broker, emulator, Azurite, Helm,
+# Node.js, a subprocess; markers in pyproject.toml, enforced by tests/conftest.py); `test` runs both lanes.
+test: install lint typecheck ## lint, type-check and the whole test suite: both lanes, every real part
 	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
 
-unit: install ## tests without the end-to-end and fault ones
-	$(BIN)/pytest -p no:cacheprovider -q --ignore=tests/test_end_to_end.py --ignore=tests/test_faults.py $(PYTEST_ARGS)
+unit: install ## the quick lane: the tests that start no real part (-m "not parts")
+	$(BIN)/pytest -p no:cacheprovider -q -m "not parts" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check ingestor tools tests benchmarks schemas helm

@@ -16,6 +16,8 @@ import yaml
 from realparts import ingestor_command
 from test_provision import WORKED_EXAMPLE, config_doc
 
+pytestmark = [pytest.mark.node, pytest.mark.process]
+
 RULE_YAML = """\
 id: 5b0c9a51-1f7e-4f57-9d6e-0c1d2a3b4c5d
 name: Encoded PowerShell download cradle

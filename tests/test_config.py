@@ -148,6 +148,7 @@ def check_config(tmp: Path, doc: dict[str, Any]) -> subprocess.CompletedProcess[
     return subprocess.run(command, capture_output=True, text=True, cwd=tmp)
 
 
+@pytest.mark.process
 def test_check_config_prints_masked_configuration(tmp_path: Path) -> None:
     doc = base()
     doc["source"].update(
@@ -165,6 +166,7 @@ def test_check_config_prints_masked_configuration(tmp_path: Path) -> None:
     assert printed["sink"]["rule_id"] == RULE
 
 
+@pytest.mark.process
 def test_check_config_errors_exit_2_without_echoing_secrets(tmp_path: Path) -> None:
     doc = base()
     doc["sink"]["credential"] = {"type": "static_token", "token": "very-secret-token"}

@@ -94,12 +94,14 @@ def runnable_problems(text: str, tmp: Path, **variables: str) -> tuple[list[str]
 # -- placeholders ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_a_configuration_that_can_run_passes_without_a_word(tmp_path: Path) -> None:
     done = check_config(write(tmp_path, GOOD))
     assert warning_lines(done) == []
     assert yaml.safe_load(done.stdout)["sink"]["rule_id"] == RULE
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -132,6 +134,7 @@ def test_placeholders_are_refused_by_key_and_line(old: str, new: str, expected: 
     assert line.startswith(expected), line
 
 
+@pytest.mark.process
 def test_the_amqp_source_placeholders_are_refused(tmp_path: Path) -> None:
     text = f"""\
     source:
@@ -150,6 +153,7 @@ def test_the_amqp_source_placeholders_are_refused(tmp_path: Path) -> None:
     assert "(from c.yaml line 3)" in lines[0] and "holds the placeholder <account>" in lines[1]
 
 
+@pytest.mark.process
 def test_destination_placeholders_make_one_line_naming_the_provision_command(tmp_path: Path) -> None:
     text = replaced(f"endpoint: {ENDPOINT}", "endpoint: https://placeholder.invalid")
     text = replaced(f"rule_id: {RULE}", f"rule_id: {ZERO}\n  tables:\n    DeviceInfo: {{rule_id: {ZERO}}}", text)
@@ -172,11 +176,13 @@ def test_destination_placeholders_make_one_line_naming_the_provision_command(tmp
     assert provisioned.returncode == 0, provisioned.stderr
 
 
+@pytest.mark.process
 def test_one_dcr_id_placeholder_is_named_by_its_key(tmp_path: Path) -> None:
     (line,) = error_lines(check_config(write(tmp_path, replaced(RULE, ZERO))))
     assert line.startswith("sink.rule_id is a placeholder (from ") and " line 9): ingestor provision" in line
 
 
+@pytest.mark.process
 def test_provisions_output_before_outputs_gets_one_line_then_passes_after(tmp_path: Path) -> None:
     """The documented path: provision -> check-config (one line: run --outputs) -> provision --outputs -> passes."""
     text = replaced(f"endpoint: {ENDPOINT}", "endpoint: https://placeholder.invalid", replaced(RULE, ZERO))
@@ -225,6 +231,7 @@ def test_row_data_and_secrets_are_not_taken_for_placeholders(tmp_path: Path) -> 
 # -- Event Hubs: port and names -------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_an_event_hubs_host_without_a_port_gets_9093_and_says_so(tmp_path: Path) -> None:
     done = check_config(write(tmp_path, replaced(":9093", "")))
     (warning,) = warning_lines(done)
@@ -246,6 +253,7 @@ def test_other_servers_keep_what_is_written(tmp_path: Path) -> None:
     assert config.source.bootstrap_servers == ["kafka-1", "kafka-2:9094"]
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("old", "new", "key"),
     [
@@ -289,6 +297,7 @@ def test_consumer_groups_event_hubs_accepts_pass(group: str, tmp_path: Path) -> 
     assert runnable_problems(AMQP.replace("GROUP", f"'{group}'"), tmp_path) == ([], [])
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("group", ["$default-2", "g" * 51, "ingestor-", "my group"])
 def test_consumer_groups_event_hubs_refuses_are_refused(group: str, tmp_path: Path) -> None:
     (line,) = error_lines(check_config(write(tmp_path, AMQP.replace("GROUP", f"'{group}'"))))
@@ -296,6 +305,7 @@ def test_consumer_groups_event_hubs_refuses_are_refused(group: str, tmp_path: Pa
     assert "expected $Default or 1-50 letters" in line and line.endswith("line 5)")
 
 
+@pytest.mark.process
 def test_an_amqp_event_hub_name_is_checked(tmp_path: Path) -> None:
     (line,) = error_lines(check_config(write(tmp_path, AMQP.replace("GROUP", "g").replace("defender\n", "hub!\n"))))
     assert line.startswith("source.eventhub_name: 'hub!' is not an event hub name") and line.endswith("line 4)")
@@ -304,6 +314,7 @@ def test_an_amqp_event_hub_name_is_checked(tmp_path: Path) -> None:
 # -- warnings -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_an_endpoint_that_is_no_ingestion_host_is_a_warning(tmp_path: Path) -> None:
     (warning,) = warning_lines(check_config(write(tmp_path, replaced(ENDPOINT, "https://monitor.example.com"))))
     assert warning.startswith("sink.endpoint: monitor.example.com is not a Logs Ingestion host; expected a DCE's")
@@ -323,6 +334,7 @@ def test_ingestion_and_loopback_hosts_raise_no_warning(endpoint: str, tmp_path: 
     assert runnable_problems(replaced(ENDPOINT, endpoint), tmp_path) == ([], [])
 
 
+@pytest.mark.process
 def test_a_secret_written_in_the_file_is_a_warning_naming_the_variable_and_the_chart_key(tmp_path: Path) -> None:
     text = replaced(
         "auth: {type: entra}", "auth: {type: connection_string, connection_string: 'Endpoint=sb://x/;K=s3cr3t'}"
@@ -352,11 +364,13 @@ def test_the_chart_secret_keys_are_the_charts() -> None:
 # -- errors: what is expected, where it came from -------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_an_error_names_the_file_line(tmp_path: Path) -> None:
     (line,) = error_lines(check_config(write(tmp_path, GOOD + "metrics: {port: http}\n")))
     assert line == "metrics.port: got 'http'; expected a whole number, e.g. 9464 (from c.yaml line 11)"
 
 
+@pytest.mark.process
 def test_an_error_names_the_variable(tmp_path: Path) -> None:
     (line,) = error_lines(check_config(write(tmp_path, GOOD), INGESTOR_SOURCE__COMMIT_INTERVAL_SECS="0.1"))
     assert line == (
@@ -365,6 +379,7 @@ def test_an_error_names_the_variable(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.process
 def test_a_variable_replaces_the_file_line_as_origin(tmp_path: Path) -> None:
     (line,) = error_lines(check_config(write(tmp_path, GOOD), INGESTOR_SINK__RULE_ID="dcr-mine"))
     assert line.startswith("sink.rule_id: must be a DCR immutable id") and line.endswith(
@@ -372,6 +387,7 @@ def test_a_variable_replaces_the_file_line_as_origin(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -397,6 +413,7 @@ def test_a_type_error_says_what_is_expected_with_an_example(old: str, new: str, 
     assert line.startswith(expected), line
 
 
+@pytest.mark.process
 def test_a_secret_of_the_wrong_type_is_never_shown(tmp_path: Path) -> None:
     text = replaced("auth: {type: entra}", "auth: {type: connection_string, connection_string: [s3cr3t]}")
     (line,) = error_lines(check_config(write(tmp_path, text)))
@@ -419,6 +436,7 @@ def test_every_pattern_of_the_models_has_a_meaning() -> None:
 # -- the effective configuration ------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_the_effective_configuration_uses_the_names_users_write(tmp_path: Path) -> None:
     text = GOOD + (
         "retention:\n  classes: {default: {}, keep: {}}\n"
@@ -430,6 +448,7 @@ def test_the_effective_configuration_uses_the_names_users_write(tmp_path: Path) 
     assert "in_" not in done.stdout and "class_" not in done.stdout
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("old", "new", "tls"),
     [
@@ -449,6 +468,7 @@ def test_the_printed_tls_is_the_one_the_connection_uses(old: str, new: str, tls:
     assert ("ssl_context" in consumer_settings(config.source)) is tls
 
 
+@pytest.mark.process
 def test_values_from_the_environment_are_commented_with_their_variable(tmp_path: Path) -> None:
     variables = {
         "INGESTOR_METRICS__PORT": "9999",
@@ -476,6 +496,7 @@ def test_values_from_the_environment_are_commented_with_their_variable(tmp_path:
 # -- run and replay refuse the same ---------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_run_and_replay_refuse_what_check_config_refuses(tmp_path: Path) -> None:
     path = write(tmp_path, replaced("[defender]", "['<event hub>']"))
     expected = error_lines(check_config(path))
@@ -484,6 +505,7 @@ def test_run_and_replay_refuse_what_check_config_refuses(tmp_path: Path) -> None
         assert error_lines(done) == expected
 
 
+@pytest.mark.process
 def test_replay_logs_the_warnings(tmp_path: Path) -> None:
     path = write(tmp_path, replaced(ENDPOINT, "https://monitor.example.com"))
     done = subprocess.run(

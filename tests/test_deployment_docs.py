@@ -225,6 +225,7 @@ def configuration_example() -> str:
     return block.text
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("retention", ["default", "worked example", "configuration example"])
 def test_the_documented_path_runs_as_written(retention: str, tmp_path: Path) -> None:
     """The guide's configuration with its default retention, with the worked example's classes and rules
@@ -313,6 +314,7 @@ def test_the_stand_in_deployment_prints_what_az_prints() -> None:
     assert printed[RULE_IDS_OUTPUT]["value"].keys() == template["outputs"][RULE_IDS_OUTPUT]["value"].keys()
 
 
+@pytest.mark.helm
 def test_the_notes_line_the_guide_shows_is_the_charts() -> None:
     shown = re.findall(r"`(NOTE: [^`]*)`", " ".join(GUIDE.read_text(encoding="utf-8").split()))
     assert shown, "docs/deployment.md shows no NOTE line of the chart"
@@ -368,6 +370,7 @@ def check_config(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("block", [b for b in CONFIG_BLOCKS if not is_step_4(b)], ids=Block.where)
 def test_every_configuration_block_passes_check_config(block: Block, tmp_path: Path) -> None:
     shown = yaml.safe_load(substituted(block.text))
@@ -381,6 +384,7 @@ def test_every_configuration_block_passes_check_config(block: Block, tmp_path: P
     assert done.returncode == 0, f"{block.where()}:\n{done.stderr}"
 
 
+@pytest.mark.process
 def test_the_step_4_configuration_is_provisioned_and_check_config_says_to_run_outputs(tmp_path: Path) -> None:
     """The block is what `provision` starts from; before `--outputs` neither it nor what provision wrote is a
     configuration to run, and check-config says so in one line."""

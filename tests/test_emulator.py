@@ -133,6 +133,7 @@ async def admin(emulator: Emulator, method: str, path: str, body: object = None)
         return response.status, await response.json()
 
 
+@pytest.mark.emulator
 async def test_accepted_rows_are_stored_exactly(emulator: Emulator) -> None:
     credential = StaticTokenCredential(TOKEN)
     rows = [event_row(), event_row(report_id=-(2**63), DeviceName="host-2")]
@@ -157,6 +158,7 @@ async def test_accepted_rows_are_stored_exactly(emulator: Emulator) -> None:
     assert stats["streams"] == {STREAM: {"requests": 1, "rows": 2, "body_bytes": len(body)}}
 
 
+@pytest.mark.emulator
 async def test_sdk_list_upload_and_plain_json_body_are_accepted(
     emulator: Emulator, client: LogsIngestionClient
 ) -> None:
@@ -166,6 +168,7 @@ async def test_sdk_list_upload_and_plain_json_body_are_accepted(
     assert [row["ReportId"] for row in emulator.rows(TABLE)] == [1, 2, 3]
 
 
+@pytest.mark.emulator
 async def test_wrong_token_is_401(emulator: Emulator) -> None:
     async with make_client(emulator, token="not-the-token") as client:
         with pytest.raises(ClientAuthenticationError) as caught:
@@ -177,6 +180,7 @@ async def test_wrong_token_is_401(emulator: Emulator) -> None:
     assert db_query(emulator, "SELECT status, error_code FROM requests") == [(401, "InvalidToken")]
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize(
     ("rule_id", "stream", "code"),
     [
@@ -210,6 +214,7 @@ def gzip_around_limit() -> tuple[bytes, bytes]:
     return body(low), body(high)
 
 
+@pytest.mark.emulator
 async def test_body_over_one_mebibyte_after_gzip_is_413(emulator: Emulator, client: LogsIngestionClient) -> None:
     under, over = gzip_around_limit()
     assert len(under) > MAX_BODY_BYTES - 1024
@@ -228,6 +233,7 @@ async def test_body_over_one_mebibyte_after_gzip_is_413(emulator: Emulator, clie
     assert emulator.stats()["requests"] == {"413": 1, "204": 1}
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize(
     ("change", "column", "code"),
     [
@@ -254,6 +260,7 @@ async def test_row_not_matching_the_stream_is_400_naming_row_and_column(
     assert emulator.rows(TABLE) == []
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -273,6 +280,7 @@ async def test_body_that_is_not_a_gzip_json_array_of_objects_is_400(
     assert caught.value.response.headers["x-ms-error-code"] == code
 
 
+@pytest.mark.emulator
 async def test_custom_dcr_streams_check_int_real_and_guid(tmp_path: Path) -> None:
     dcr = DcrDefinition(
         immutable_id="dcr-custom",
@@ -292,6 +300,7 @@ async def test_custom_dcr_streams_check_int_real_and_guid(tmp_path: Path) -> Non
     assert "Row 0: column 'Id'" in caught.value.error.message
 
 
+@pytest.mark.emulator
 async def test_fail_next_answers_listed_statuses_in_order(emulator: Emulator, client: LogsIngestionClient) -> None:
     emulator.update_faults({"fail_next": [429, 503], "retry_after_secs": 7})
 
@@ -309,6 +318,7 @@ async def test_fail_next_answers_listed_statuses_in_order(emulator: Emulator, cl
     assert len(emulator.rows(TABLE)) == 1
 
 
+@pytest.mark.emulator
 async def test_fail_always_answers_every_request_until_cleared(emulator: Emulator, client: LogsIngestionClient) -> None:
     emulator.update_faults({"fail_next": [503], "fail_always": 403})
     statuses = []
@@ -324,6 +334,7 @@ async def test_fail_always_answers_every_request_until_cleared(emulator: Emulato
     assert len(emulator.rows(TABLE)) == 1
 
 
+@pytest.mark.emulator
 async def test_fail_5xx_rate_answers_the_configured_status(tmp_path: Path) -> None:
     faults = Faults(fail_5xx_rate=1.0, fail_5xx_status=500)
     async with Emulator(tmp_path, token=TOKEN, faults=faults) as emulator, make_client(emulator) as client:
@@ -336,6 +347,7 @@ async def test_fail_5xx_rate_answers_the_configured_status(tmp_path: Path) -> No
         assert emulator.stats()["requests"] == {"500": 1, "204": 1}
 
 
+@pytest.mark.emulator
 async def test_random_faults_follow_the_seed(tmp_path: Path) -> None:
     async def statuses(state_dir: Path) -> list[int]:
         faults = Faults(fail_429_rate=0.5, seed=42)
@@ -354,6 +366,7 @@ async def test_random_faults_follow_the_seed(tmp_path: Path) -> None:
     assert set(first) == {204, 429}
 
 
+@pytest.mark.emulator
 async def test_latency_delays_the_answer(emulator: Emulator, client: LogsIngestionClient) -> None:
     await upload(client, gzipped([event_row()]))  # connection set up outside the measurement
     emulator.update_faults({"latency_ms": 300})
@@ -364,6 +377,7 @@ async def test_latency_delays_the_answer(emulator: Emulator, client: LogsIngesti
     assert time.monotonic() - started >= 0.3
 
 
+@pytest.mark.emulator
 async def test_dropped_connection_raises_a_connection_error(emulator: Emulator, client: LogsIngestionClient) -> None:
     emulator.update_faults({"drop_connection_rate": 1.0})
 
@@ -375,6 +389,7 @@ async def test_dropped_connection_raises_a_connection_error(emulator: Emulator, 
     assert emulator.rows(TABLE) == []
 
 
+@pytest.mark.emulator
 async def test_admin_endpoints_set_faults_report_stats_and_reset(
     emulator: Emulator, client: LogsIngestionClient
 ) -> None:
@@ -398,6 +413,7 @@ async def test_admin_endpoints_set_faults_report_stats_and_reset(
     assert db_query(emulator, "SELECT count(*) FROM requests") == [(0,)]
 
 
+@pytest.mark.emulator
 async def test_count_mode_counts_rows_without_storing_or_checking_columns(tmp_path: Path) -> None:
     body = gzipped([event_row(), event_row(NoSuchColumn=1), event_row()])
     async with Emulator(tmp_path, token=TOKEN, mode="count") as emulator, make_client(emulator) as client:
@@ -416,6 +432,7 @@ async def test_count_mode_counts_rows_without_storing_or_checking_columns(tmp_pa
     assert corrupt.value.status_code == 400
 
 
+@pytest.mark.emulator
 async def test_certificate_is_a_localhost_trust_anchor_and_is_reused(tmp_path: Path) -> None:
     async with Emulator(tmp_path, token=TOKEN) as emulator:
         pem = emulator.ca_file.read_bytes()
@@ -510,6 +527,8 @@ async def wait_for_file(path: Path, process: asyncio.subprocess.Process) -> dict
     return dict(json.loads(await asyncio.to_thread(path.read_text)))
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     env = {**os.environ, "PYTHONPATH": str(REPO), TOKEN_ENV: TOKEN}

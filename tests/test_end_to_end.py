@@ -90,6 +90,8 @@ def produced_records(messages: list[bytes]) -> dict[str, dict[tuple[Any, ...], d
     return out
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_pipeline_lands_every_valid_row_dead_letters_the_rest_and_commits(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
@@ -164,6 +166,8 @@ def test_pipeline_lands_every_valid_row_dead_letters_the_rest_and_commits(
         assert total("ingestor_consumer_lag_messages", topic=topic, partition=str(p)) == 0
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_sigterm_flushes_open_batches_commits_and_exits_0_then_nothing_is_read_twice(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
@@ -199,6 +203,8 @@ def test_sigterm_flushes_open_batches_commits_and_exits_0_then_nothing_is_read_t
         assert again.terminate() == 0
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_refused_sink_turns_readyz_false_and_resumes_by_itself(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
@@ -224,6 +230,8 @@ def test_refused_sink_turns_readyz_false_and_resumes_by_itself(
         assert ingestor.terminate() == 0
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_workers_share_one_group_and_stop_together(
     tmp_path: Path, kafka_bootstrap: str, emulator: EmulatorProcess
 ) -> None:
@@ -251,6 +259,7 @@ def test_workers_share_one_group_and_stop_together(
     assert sum(emulator.counts().values()) - before == generator.manifest.valid_records
 
 
+@pytest.mark.process
 def test_installed_command_runs_outside_the_source_tree(tmp_path: Path) -> None:
     command = shutil.which("ingestor", path=str(Path(sys.executable).parent))
     assert command, "`pip install .` must put an `ingestor` command next to the interpreter"

@@ -103,6 +103,7 @@ def test_kafka_errors_keep_their_locations() -> None:
     assert "source.topics: required; set it in the config file or with INGESTOR_SOURCE__TOPICS" in problems(doc)
 
 
+@pytest.mark.process
 def test_check_config_masks_both_connection_strings(tmp_path: Path) -> None:
     doc = config_doc(
         {
@@ -316,6 +317,8 @@ def test_the_readme_example_validates() -> None:
     assert isinstance(source, EventHubsSourceConfig) and source.checkpoint_store.container == "defender-ingestor"
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_run_with_the_real_sdk_client_reports_not_ready_and_stops_cleanly(azurite: Any, tmp_path: Path) -> None:
     """`ingestor run` with the real consumer client and checkpoint store, the namespace unreachable: its start waits,
     /readyz names the namespace and the real SDK's error, one WARNING line says so (not one per attempt), and SIGTERM

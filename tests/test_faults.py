@@ -33,16 +33,25 @@ from ingestor.sinks.dead_letter import read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 
+pytestmark = [pytest.mark.broker, pytest.mark.emulator, pytest.mark.process]
+
 TABLES = {f"{t}_CL" for t in load_schemas()}
 PARTITIONS = 4
 Key = tuple[Any, ...]
 
 
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
-    emu = EmulatorProcess(tmp_path / "emulator")
+@pytest.fixture(scope="module")
+def module_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    emu = EmulatorProcess(tmp_path_factory.mktemp("emulator"))
     yield emu
     emu.stop()
+
+
+@pytest.fixture
+def emulator(module_emulator: EmulatorProcess) -> EmulatorProcess:
+    """The module's emulator, emptied: every test reconciles against the rows it holds (no test sets faults)."""
+    module_emulator.reset()
+    return module_emulator
 
 
 def produced_keys(messages: list[bytes]) -> Counter[Key]:

@@ -281,12 +281,13 @@ class FlowHarness:
         return self.sent_rows + sum(len(b) for batcher in self.flow.batchers.values() for b in batcher.open_batches)
 
     def totals(self) -> tuple[float, float, float]:
+        """Records read, dead-lettered and skipped: from their three counters (collecting them all is slow)."""
         m = self.metrics
-        return (
-            m.total("ingestor_read_events_total"),
-            m.total("ingestor_dead_lettered_events_total"),
-            m.total("ingestor_skipped_events_total"),
+        read, dead, skipped = (
+            sum(s.value for family in counter.collect() for s in family.samples if s.name == f"{family.name}_total")
+            for counter in (m.events_read, m.events_dead_lettered, m.events_skipped)
         )
+        return read, dead, skipped
 
     def process(self, values: list[bytes]) -> None:
         """Process one fetched batch of messages and check that every record ended somewhere."""

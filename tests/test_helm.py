@@ -41,6 +41,7 @@ def test_every_ci_scenario_is_covered() -> None:
     assert {"keda", "servicemonitor", "workload-identity", "connection-string"} <= set(SCENARIOS)
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_lint_reports_no_errors_or_warnings(scenario: str) -> None:
     report = helm_python.lint(str(CHART_DIR), SCENARIOS[scenario], strict=True, kube_version=f"v{KUBERNETES}")
@@ -48,6 +49,7 @@ def test_lint_reports_no_errors_or_warnings(scenario: str) -> None:
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_every_manifest_validates_strictly(scenario: str) -> None:
     objects = manifests(SCENARIOS[scenario])
@@ -82,12 +84,16 @@ def validate_custom() -> Any:
     return validate
 
 
+@pytest.mark.helm
+@pytest.mark.node
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_custom_resources_validate_against_their_crds(scenario: str, validate_custom: Any) -> None:
     custom = [o for o in manifests(SCENARIOS[scenario]) if o["kind"] in CUSTOM_KINDS]
     assert validate_custom(custom) == []
 
 
+@pytest.mark.helm
+@pytest.mark.node
 def test_crd_validation_catches_a_bad_custom_resource(validate_custom: Any) -> None:
     (scaler,) = of_kind(manifests(SCENARIOS["keda"]), "ScaledObject")
     scaler["spec"]["maxReplicaCount"] = "eight"
@@ -97,6 +103,7 @@ def test_crd_validation_catches_a_bad_custom_resource(validate_custom: Any) -> N
     assert [p["kind"] for p in problems] == ["keda.sh/v1alpha1/ScaledObject", "monitoring.coreos.com/v1/ServiceMonitor"]
 
 
+@pytest.mark.helm
 def test_strict_validation_catches_a_bad_manifest() -> None:
     (deployment,) = of_kind(manifests(), "StatefulSet")
     deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["prot"] = 1
@@ -154,6 +161,8 @@ def deployed(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+@pytest.mark.helm
+@pytest.mark.process
 def test_the_chart_defaults_are_placeholders_that_check_config_refuses_and_notes_warn_of(tmp_path: Path) -> None:
     """Installed without a configuration of one's own, the pod would exit 2: check-config names each placeholder
     with its key, and `helm install` says so before the pods start."""
@@ -169,12 +178,15 @@ def test_the_chart_defaults_are_placeholders_that_check_config_refuses_and_notes
     assert "WARNING: config still holds" not in notes(deployed({}))
 
 
+@pytest.mark.helm
 def test_notes_warn_that_the_default_image_is_not_published() -> None:
     assert "WARNING: image.repository is the chart's default" in notes()
     built = notes({"image": {"repository": "contoso.azurecr.io/defender-ingestor", "tag": "0.1.0"}})
     assert "WARNING: image.repository" not in built
 
 
+@pytest.mark.helm
+@pytest.mark.process
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_configmap_configuration_passes_check_config(scenario: str, tmp_path: Path) -> None:
     objects = manifests(deployed(SCENARIOS[scenario]))
@@ -189,6 +201,8 @@ def test_configmap_configuration_passes_check_config(scenario: str, tmp_path: Pa
     assert "connection-string" not in done.stdout  # a secret reference is never resolved into the config
 
 
+@pytest.mark.helm
+@pytest.mark.process
 def test_a_broken_configuration_fails_check_config(tmp_path: Path) -> None:
     values = {"config": copy.deepcopy(VALUES["config"])}
     values["config"]["sink"]["rule_id"] = "not-a-rule"
@@ -205,6 +219,7 @@ def pod_spec(values: dict[str, Any] | None = None) -> dict[str, Any]:
     return spec
 
 
+@pytest.mark.helm
 def test_pods_are_hardened_and_probed() -> None:
     spec = pod_spec()
     pod, (container,) = spec["securityContext"], spec["containers"]
@@ -223,6 +238,7 @@ def test_pods_are_hardened_and_probed() -> None:
     assert container["args"] == ["run", "--config", "/etc/ingestor/ingestor.yaml"]
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("grace", [30, 60, 59.5])
 def test_the_drain_bound_must_stay_below_the_termination_grace_period(grace: float) -> None:
     config = {**copy.deepcopy(VALUES["config"]), "shutdown_grace_secs": grace}
@@ -239,6 +255,7 @@ def test_the_drain_bound_must_stay_below_the_termination_grace_period(grace: flo
         render({"config": config})
 
 
+@pytest.mark.helm
 def test_replicas_never_exceed_partitions() -> None:
     (deployment,) = of_kind(manifests(), "StatefulSet")
     assert deployment["spec"]["replicas"] <= VALUES["partitionCount"]
@@ -246,6 +263,7 @@ def test_replicas_never_exceed_partitions() -> None:
         render({"replicaCount": 5, "partitionCount": 4})
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize(
     ("mode", "kind", "field"),
     [("keda", "ScaledObject", "maxReplicaCount"), ("hpa", "HorizontalPodAutoscaler", "maxReplicas")],
@@ -262,6 +280,7 @@ def test_autoscaling_is_capped_at_the_partition_count(mode: str, kind: str, fiel
         assert "ingestor_consumer_lag_messages" in trigger["metadata"]["query"]
 
 
+@pytest.mark.helm
 def test_a_config_change_rolls_the_pods() -> None:
     def checksum(values: dict[str, Any]) -> str:
         (deployment,) = of_kind(manifests(values), "StatefulSet")
@@ -272,6 +291,7 @@ def test_a_config_change_rolls_the_pods() -> None:
     assert checksum({}) != checksum(changed)
 
 
+@pytest.mark.helm
 def test_workload_identity_annotates_the_service_account_and_labels_the_pods() -> None:
     objects = manifests(SCENARIOS["workload-identity"])
     (account,) = of_kind(objects, "ServiceAccount")
@@ -286,12 +306,14 @@ def test_workload_identity_annotates_the_service_account_and_labels_the_pods() -
     assert "azure.workload.identity/use" not in deployment["spec"]["template"]["metadata"]["labels"]
 
 
+@pytest.mark.helm
 def test_connection_string_comes_only_by_secret_reference() -> None:
     env = pod_spec(SCENARIOS["connection-string"])["containers"][0]["env"]
     (item,) = [e for e in env if e["name"] == "INGESTOR_SOURCE__AUTH__CONNECTION_STRING"]
     assert item["valueFrom"]["secretKeyRef"] == {"name": "defender-eventhubs", "key": "connection-string"}
 
 
+@pytest.mark.helm
 def test_monitors_select_the_metrics_port() -> None:
     objects = manifests(SCENARIOS["servicemonitor"])
     (monitor,) = of_kind(objects, "ServiceMonitor")
@@ -303,6 +325,7 @@ def test_monitors_select_the_metrics_port() -> None:
     assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
 
 
+@pytest.mark.helm
 def test_values_schema_rejects_mistakes() -> None:
     for bad in (
         {"autoscaling": {"mode": "vpa"}},
@@ -313,6 +336,7 @@ def test_values_schema_rejects_mistakes() -> None:
             render(bad)
 
 
+@pytest.mark.helm
 def test_dead_letters_persist_per_pod_when_asked() -> None:
     objects = manifests(SCENARIOS["workload-identity"])
     (statefulset,) = of_kind(objects, "StatefulSet")
@@ -327,6 +351,7 @@ def test_dead_letters_persist_per_pod_when_asked() -> None:
     assert claim["metadata"]["name"] == "dead-letter" and statefulset["metadata"]["name"] == f"{RELEASE}-ingestor"
 
 
+@pytest.mark.process
 def test_chart_readme_is_generated_from_values() -> None:
     done = subprocess.run(
         [sys.executable, str(CHART_DIR.parent / "readme.py"), "--check"], capture_output=True, text=True
@@ -397,6 +422,8 @@ EVERY_SECTION: dict[str, Any] = {
 }
 
 
+@pytest.mark.helm
+@pytest.mark.process
 def test_the_chart_takes_every_section_of_the_configuration(tmp_path: Path) -> None:
     assert set(EVERY_SECTION) == set(Config.model_fields), "cover every section of the configuration"
     values = {"config": EVERY_SECTION}
@@ -418,6 +445,7 @@ def test_the_chart_takes_every_section_of_the_configuration(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.helm
 def test_the_chart_metrics_port_is_the_one_every_part_uses() -> None:
     values = {"config": {**EVERY_SECTION, "metrics": {"port": 9500}}, "metrics": {"port": 9500}}
     assert rendered_config(values)["metrics"] == {"host": "0.0.0.0", "port": 9500}
@@ -434,6 +462,7 @@ def test_the_chart_metrics_port_is_the_one_every_part_uses() -> None:
     )
 
 
+@pytest.mark.helm
 def test_chart_set_keys_given_with_the_chart_values_give_no_note() -> None:
     same = copy.deepcopy(EVERY_SECTION)
     same["metrics"] = {"host": "0.0.0.0", "port": 9464}
@@ -442,11 +471,13 @@ def test_chart_set_keys_given_with_the_chart_values_give_no_note() -> None:
     assert note_lines({}) == []
 
 
+@pytest.mark.helm
 def test_a_kafka_dead_letter_keeps_its_own_keys_and_gets_no_path() -> None:
     values = SCENARIOS["connection-string"]
     assert rendered_config(values)["dead_letter"] == values["config"]["dead_letter"]
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("name", ["INGESTOR_METRICS__PORT", "INGESTOR_METRICS__HOST", "INGESTOR_DEAD_LETTER__PATH"])
 def test_env_may_not_override_what_the_chart_sets(name: str) -> None:
     key = name.removeprefix("INGESTOR_").lower().replace("__", ".")
@@ -546,6 +577,7 @@ def refusal(values: dict[str, Any]) -> str:
     return re.sub(r"^execution error at \([^)]*\): ", "", str(refused.value))
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_every_refusal_reads_as_a_sentence(case: str) -> None:
     values, expected = REFUSALS[case]
@@ -565,6 +597,7 @@ def _fail_formats() -> list[str]:
     return formats
 
 
+@pytest.mark.helm
 def test_every_fail_of_the_templates_is_exercised() -> None:
     """Each `fail` message of the templates is produced by one of REFUSALS (its `%` verbs as wildcards)."""
     formats = _fail_formats()
@@ -599,6 +632,7 @@ def test_the_schema_keeps_only_the_checks_helm_words_clearly() -> None:
     assert used - {"additionalProperties"} <= SCHEMA_KEYWORDS
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -614,6 +648,7 @@ def test_the_schema_messages_that_stay_name_the_value_and_what_it_takes(values: 
     assert message in str(refused.value)
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize(
     ("source", "auth"),
     [

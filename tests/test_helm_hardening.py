@@ -56,6 +56,7 @@ def with_config(**dead_letter: Any) -> dict[str, Any]:
     return config
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("version", KUBERNETES)
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_every_scenario_validates_for_the_newest_and_the_oldest_kubernetes(scenario: str, version: str) -> None:
@@ -73,6 +74,7 @@ def test_the_ci_scenarios_cover_the_hardened_and_the_ephemeral_chart() -> None:
 # -- the dead letter is durable by default ---------------------------------------------------------------------
 
 
+@pytest.mark.helm
 def test_by_default_each_pod_has_its_own_dead_letter_claim() -> None:
     objects = manifests()
     assert not of_kind(objects, "Deployment") and not of_kind(objects, "PersistentVolumeClaim")
@@ -95,6 +97,7 @@ def test_by_default_each_pod_has_its_own_dead_letter_claim() -> None:
     assert "DELETED WITH THE POD" not in notes({})
 
 
+@pytest.mark.helm
 def test_the_statefulset_keeps_the_rollout_and_scaling_behaviour() -> None:
     spec = statefulset()["spec"]
     assert spec["podManagementPolicy"] == "Parallel"  # scaling does not wait for each pod's readiness
@@ -107,6 +110,7 @@ def test_the_statefulset_keeps_the_rollout_and_scaling_behaviour() -> None:
     assert budget["spec"]["selector"] == spec["selector"]
 
 
+@pytest.mark.helm
 def test_size_and_storage_class_of_the_claims_and_the_cap_follow_them() -> None:
     values = {"deadLetter": {"persistence": {"size": "20Gi", "storageClass": "managed-csi-premium"}}}
     (claim,) = statefulset(values)["spec"]["volumeClaimTemplates"]
@@ -117,6 +121,7 @@ def test_size_and_storage_class_of_the_claims_and_the_cap_follow_them() -> None:
     assert rendered_config(big)["dead_letter"]["max_total_bytes"] == int(2 * 1024 * GIB * 0.8)
 
 
+@pytest.mark.helm
 def test_a_cap_given_in_config_is_kept_but_must_stay_below_the_volume() -> None:
     kept = rendered_config({"config": with_config(max_total_bytes=5 * GIB)})
     assert kept["dead_letter"]["max_total_bytes"] == 5 * GIB
@@ -127,11 +132,13 @@ def test_a_cap_given_in_config_is_kept_but_must_stay_below_the_volume() -> None:
         render({"config": with_config(max_total_bytes=10 * GIB)})
 
 
+@pytest.mark.helm
 def test_turning_the_claim_off_without_saying_the_data_is_lost_is_refused() -> None:
     with pytest.raises(helm_python.HelmError, match=r"deadLetter\.ephemeralLosesDataWithThePod"):
         render({"deadLetter": {"persistence": {"enabled": False}}})
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("persistence", [True, False])
 def test_an_ephemeral_dead_letter_is_explicit_size_limited_and_warned_about(persistence: bool) -> None:
     values = {
@@ -152,6 +159,7 @@ def test_an_ephemeral_dead_letter_is_explicit_size_limited_and_warned_about(pers
     assert "sizeLimit 512Mi" in text and "DELETED WITH THE POD" in text
 
 
+@pytest.mark.helm
 def test_a_kafka_dead_letter_needs_no_volume() -> None:
     values = SCENARIOS["connection-string"]
     assert values["config"]["dead_letter"]["type"] == "kafka"
@@ -164,6 +172,7 @@ def test_a_kafka_dead_letter_needs_no_volume() -> None:
     assert "WARNING: deadLetter" not in notes(values)
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("bad", ["10G", "10", "1.5Gi", "0Gi", "ten"])
 def test_volume_sizes_the_chart_cannot_compute_with_are_refused(bad: str) -> None:
     with pytest.raises(
@@ -175,6 +184,7 @@ def test_volume_sizes_the_chart_cannot_compute_with_are_refused(bad: str) -> Non
 # -- autoscalers and alerts point at the StatefulSet and its pods ----------------------------------------------
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize(("mode", "kind"), [("keda", "ScaledObject"), ("hpa", "HorizontalPodAutoscaler")])
 def test_autoscalers_scale_the_statefulset(mode: str, kind: str) -> None:
     objects = manifests({"autoscaling": {"mode": mode}, "partitionCount": 6})
@@ -185,10 +195,13 @@ def test_autoscalers_scale_the_statefulset(mode: str, kind: str) -> None:
     assert target["name"] == workload["metadata"]["name"] and "replicas" not in workload["spec"]
 
 
+@pytest.mark.helm
+@pytest.mark.node
 def test_the_keda_scaler_still_validates_against_its_crd(validate_custom: Any) -> None:  # noqa: F811
     assert validate_custom(of_kind(manifests(SCENARIOS["keda"]), "ScaledObject")) == []
 
 
+@pytest.mark.helm
 def test_alerts_and_the_keda_query_select_the_statefulset_pods() -> None:
     objects = manifests({"autoscaling": {"mode": "keda"}, "prometheusRule": {"enabled": True}})
     (scaler,) = of_kind(objects, "ScaledObject")
@@ -206,11 +219,13 @@ def test_alerts_and_the_keda_query_select_the_statefulset_pods() -> None:
 # -- no API token in the pods ----------------------------------------------------------------------------------
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_no_service_account_token_is_mounted_in_any_scenario(scenario: str) -> None:
     assert pod_spec(SCENARIOS[scenario])["automountServiceAccountToken"] is False
 
 
+@pytest.mark.helm
 def test_the_token_stays_off_with_a_service_account_the_chart_does_not_create() -> None:
     values = {"serviceAccount": {"create": False, "name": "shared"}}
     spec = pod_spec(values)
@@ -218,6 +233,7 @@ def test_the_token_stays_off_with_a_service_account_the_chart_does_not_create() 
     assert not of_kind(manifests(values), "ServiceAccount")
 
 
+@pytest.mark.helm
 def test_workload_identity_keeps_its_own_token() -> None:
     """The webhook injects the projected `azure-identity-token` volume itself; the chart must not add one, nor
     label the pods in a way that opts them out."""
@@ -241,11 +257,13 @@ def ports(rule: dict[str, Any]) -> set[tuple[Any, str]]:
     return {(p["port"], p["protocol"]) for p in rule["ports"]}
 
 
+@pytest.mark.helm
 def test_no_network_policy_unless_asked() -> None:
     assert not of_kind(manifests(), "NetworkPolicy")
     assert "no NetworkPolicy" in notes({})
 
 
+@pytest.mark.helm
 def test_the_network_policy_allows_only_what_the_ingestor_needs() -> None:
     policy = network_policy({"networkPolicy": {"enabled": True}})
     spec = policy["spec"]
@@ -273,6 +291,7 @@ def test_the_network_policy_allows_only_what_the_ingestor_needs() -> None:
     assert ports(https) == {(443, "TCP")}
 
 
+@pytest.mark.helm
 def test_the_network_policy_is_configurable() -> None:
     extra = {"to": [{"ipBlock": {"cidr": "10.1.2.0/24"}}], "ports": [{"port": 9092, "protocol": "TCP"}]}
     values = {
@@ -309,6 +328,7 @@ def test_the_network_policy_is_configurable() -> None:
     }
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize(
     "bad",
     [
@@ -332,6 +352,7 @@ def test_every_secret_of_the_configuration_has_a_secret_reference() -> None:
     assert set(SECRET_VALUES.values()) <= set(VALUES["existingSecret"])
 
 
+@pytest.mark.helm
 def test_each_secret_is_injected_from_the_secret_and_never_rendered() -> None:
     keys = {value_key: f"key-{i}" for i, value_key in enumerate(SECRET_VALUES.values())}
     values = {"existingSecret": {"name": "ingestor-secrets", **keys}}
@@ -345,6 +366,7 @@ def test_each_secret_is_injected_from_the_secret_and_never_rendered() -> None:
     assert all("key-" not in str(c["data"]) for c in of_kind(objects, "ConfigMap"))
 
 
+@pytest.mark.helm
 def test_only_the_secrets_asked_for_are_injected() -> None:
     env = pod_spec(SCENARIOS["hardened"])["containers"][0]["env"]
     from_secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
@@ -362,6 +384,7 @@ def test_only_the_secrets_asked_for_are_injected() -> None:
     assert plain == {"POD_NAME"}
 
 
+@pytest.mark.helm
 def test_a_secret_key_without_the_secret_name_is_refused() -> None:
     with pytest.raises(
         helm_python.HelmError,
@@ -379,6 +402,7 @@ def config_with(path: tuple[str, ...], value: str) -> dict[str, Any]:
     return config
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("path", sorted(SECRET_VALUES), ids=".".join)
 def test_a_secret_inline_is_refused_with_the_value_to_use(path: tuple[str, ...]) -> None:
     with pytest.raises(helm_python.HelmError) as refused:
@@ -390,6 +414,7 @@ def test_a_secret_inline_is_refused_with_the_value_to_use(path: tuple[str, ...])
     assert "c2VjcmV0" not in message  # the error does not repeat the secret
 
 
+@pytest.mark.helm
 @pytest.mark.parametrize("path", sorted(SECRET_VALUES), ids=".".join)
 def test_the_placeholder_provision_writes_for_a_secret_is_taken_with_its_secret(path: tuple[str, ...]) -> None:
     """`provision` writes `${INGESTOR_...}` for a secret: the chart keeps it (the pod's variable replaces it) when
@@ -415,6 +440,7 @@ def test_the_placeholder_provision_writes_for_a_secret_is_taken_with_its_secret(
     assert rendered_config(own)
 
 
+@pytest.mark.helm
 def test_a_secret_environment_variable_with_a_literal_value_is_refused() -> None:
     literal = {"env": [{"name": "INGESTOR_SINK__CREDENTIAL__TOKEN", "value": "hunter2"}]}
     with pytest.raises(
@@ -438,6 +464,7 @@ def test_a_secret_environment_variable_with_a_literal_value_is_refused() -> None
     assert env["INGESTOR_SINK__CREDENTIAL__TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "token"
 
 
+@pytest.mark.helm
 def test_lint_passes_for_the_hardened_values() -> None:
     values = {
         "networkPolicy": {"enabled": True},

@@ -96,12 +96,14 @@ def alert_expressions() -> list[str]:
 # rendering
 
 
+@pytest.mark.helm
 def test_defaults_render_neither_the_rule_nor_the_dashboard() -> None:
     objects = manifests({})
     assert of_kind(objects, "PrometheusRule") == []
     assert [m for m in of_kind(objects, "ConfigMap") if m["metadata"]["name"].endswith("-dashboard")] == []
 
 
+@pytest.mark.helm
 def test_enabled_render_a_prometheus_rule_and_a_dashboard_configmap_with_chart_and_extra_labels() -> None:
     values = {
         "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus"}, "alertLabels": {"team": "soc"}},
@@ -122,11 +124,13 @@ def test_enabled_render_a_prometheus_rule_and_a_dashboard_configmap_with_chart_a
     assert json.loads(configmap["data"]["ingestor.json"]) == dashboard()  # shipped as is, not templated
 
 
+@pytest.mark.helm
 def test_alert_labels_from_values_win_over_the_alerts_own_severity() -> None:
     rule = prometheus_rule({"prometheusRule": {"enabled": True, "alertLabels": {"severity": "page"}}})
     assert {r["labels"]["severity"] for r in rules(rule)} == {"page"}
 
 
+@pytest.mark.helm
 def test_every_alert_has_for_severity_summary_and_description_and_prometheus_templates_survive_helm() -> None:
     alerts = rules(prometheus_rule())
     assert {a["alert"] for a in alerts} == ALERTS
@@ -151,6 +155,7 @@ def test_every_alert_has_for_severity_summary_and_description_and_prometheus_tem
     assert "> 2500000" in lag["expr"] and "2500000 messages" in lag["annotations"]["summary"]
 
 
+@pytest.mark.helm
 def test_every_alert_selector_is_scoped_to_this_releases_pods() -> None:
     pod_regex = f"{FULLNAME}-[0-9]+"  # StatefulSet pods
     for expr in alert_expressions():
@@ -248,6 +253,8 @@ def scrape(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> st
     return text
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_the_scrape_is_real_and_has_the_series_the_alerts_depend_on(scrape: str) -> None:
     families, samples = scraped_names(scrape)
     assert families["ingestor_consumer_lag_messages"] == "gauge"
@@ -267,6 +274,9 @@ def test_the_scrape_is_real_and_has_the_series_the_alerts_depend_on(scrape: str)
         assert name in samples, name
 
 
+@pytest.mark.emulator
+@pytest.mark.helm
+@pytest.mark.process
 def test_every_metric_name_the_alerts_and_panels_query_exists_in_a_real_scrape(scrape: str) -> None:
     board = dashboard()
     sources = {
@@ -287,6 +297,8 @@ def test_every_metric_name_the_alerts_and_panels_query_exists_in_a_real_scrape(s
     assert {name: sorted(where) for name, where in used.items() if name not in known} == {}
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_a_misnamed_metric_would_be_caught(scrape: str) -> None:
     known = selectable(*scraped_names(scrape))
     assert "ingestor_retries_total" in known and "ingestor_retries" not in known  # counters need `_total`

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from realparts import (
     IngestorProcess,
     committed_offsets,
@@ -56,6 +57,8 @@ from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 from ingestor_tools.generate.sinks import ensure_topic
 from ingestor_tools.generate.traffic import DEFAULT_MIX
+
+pytestmark = [pytest.mark.emulator, pytest.mark.process]
 
 SCHEMAS = load_schemas()
 ADDED_COLUMNS = {"TimeGenerated", "SourceTenantId", "RetentionTag", "UnmappedColumns"}

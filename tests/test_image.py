@@ -612,6 +612,7 @@ def imported_distributions(sources: dict[str, str]) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.process
 def test_the_image_holds_the_schemas_and_none_of_the_tools(image_wheel: zipfile.ZipFile) -> None:
     names = set(image_wheel.namelist())
     assert {f"ingestor/schemas/{t}.json" for t in load_schemas()} <= names
@@ -623,6 +624,7 @@ def test_the_image_holds_the_schemas_and_none_of_the_tools(image_wheel: zipfile.
     assert "ingestor.commands" not in image_wheel.read(entry_points).decode()
 
 
+@pytest.mark.process
 def test_the_runtime_declares_exactly_what_it_imports(image_wheel: zipfile.ZipFile) -> None:
     imported = imported_distributions(modules_of(image_wheel))
     imported.pop("defender-ingestor")
@@ -630,6 +632,7 @@ def test_the_runtime_declares_exactly_what_it_imports(image_wheel: zipfile.ZipFi
     assert "cryptography" not in declared(ROOT / "pyproject.toml")
 
 
+@pytest.mark.process
 def test_the_tools_declare_exactly_what_they_import(tmp_path: Path) -> None:
     wheel = build_wheel(TOOLS, tmp_path)
     names = set(wheel.namelist())
@@ -663,6 +666,7 @@ else:
 """
 
 
+@pytest.mark.process
 def test_every_runtime_module_imports_with_the_image_packages_alone(image_site: Path) -> None:
     done = in_image(image_site, "-c", IMPORT_ALL)
     assert done.returncode == 0, done.stderr
@@ -674,6 +678,7 @@ def listed_commands(usage: str) -> list[str]:
     return re.findall(r"(?m)^    ([a-z][a-z-]*)\b", usage)
 
 
+@pytest.mark.process
 def test_the_image_commands_are_the_runtime_ones(image_site: Path, tmp_path: Path) -> None:
     usage = in_image(image_site, "-m", "ingestor", "--help")
     assert usage.returncode == 0, usage.stderr
@@ -692,6 +697,7 @@ def test_the_image_commands_are_the_runtime_ones(image_site: Path, tmp_path: Pat
     assert "dce.example" in checked.stdout
 
 
+@pytest.mark.process
 def test_a_command_whose_package_is_gone_is_named(image_site: Path, tmp_path: Path) -> None:
     """Metadata left behind by a half-removed tools package: its entry point names a module that is not there.
     A command named like a built-in one does not replace it."""

@@ -69,6 +69,7 @@ def analyzer() -> Analyzer:
     return Analyzer()
 
 
+@pytest.mark.node
 def test_unknown_column_is_an_error_naming_it(analyzer: Analyzer) -> None:
     query = "Events | where NoSuchColumn == 1"
     ((error,),) = analyzer.analyze(DEVICE, [query])
@@ -76,6 +77,7 @@ def test_unknown_column_is_an_error_naming_it(analyzer: Analyzer) -> None:
     assert query[error.start : error.start + error.length] == "NoSuchColumn"
 
 
+@pytest.mark.node
 def test_log_analytics_queries_on_existing_columns_have_no_errors(analyzer: Analyzer) -> None:
     queries = [
         "Events | extend Q = tostring(AdditionalFields.Foo), P = toint(AdditionalFields['bar'])",
@@ -91,6 +93,7 @@ def test_log_analytics_queries_on_existing_columns_have_no_errors(analyzer: Anal
     assert analyzer.analyze(DEVICE, queries) == [[] for _ in queries]
 
 
+@pytest.mark.node
 def test_union_with_conflicting_types_splits_the_column(analyzer: Analyzer) -> None:
     """The reason for the bridge: a fuzzy union of a dynamic and a string AdditionalFields has no AdditionalFields
     column, only AdditionalFields_dynamic and AdditionalFields_string, so `AdditionalFields.x` does not resolve."""
@@ -109,6 +112,7 @@ def test_union_with_conflicting_types_splits_the_column(analyzer: Analyzer) -> N
     assert [e.message.split(" does")[0] for e in no_split] == ["The name 'AdditionalFields_dynamic'"]
 
 
+@pytest.mark.node
 def test_default_template_has_a_function_per_table_with_every_native_column(analyzer: Analyzer) -> None:
     database = database_from_template(build_template(parse_config(config_doc({}))))
     assert database.functions == {t: f"{t}_CL" for t in SCHEMAS}
@@ -125,6 +129,7 @@ def test_default_template_has_a_function_per_table_with_every_native_column(anal
     assert analyzer.analyze(native, queries) == [[] for _ in queries]
 
 
+@pytest.mark.node
 def test_native_tables_hold_every_sample_record_column(analyzer: Analyzer) -> None:
     native = native_database()
     queries = []
@@ -145,6 +150,7 @@ def test_native_tables_hold_every_sample_record_column(analyzer: Analyzer) -> No
     assert analyzer.analyze(native, queries) == [[] for _ in queries]
 
 
+@pytest.mark.node
 def test_bad_column_type_is_an_analyzer_error(analyzer: Analyzer) -> None:
     database = Database(name="bad", tables={"T": [("c", "boolean")]})
     with pytest.raises(AnalyzerError) as info:

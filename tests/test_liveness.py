@@ -217,6 +217,8 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_ingestor_run_exits_3_after_the_grace_period_when_a_task_dies(kafka_bootstrap: str, tmp_path: Path) -> None:
     grace = 4.0
     topic, group = unique_names()

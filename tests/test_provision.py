@@ -273,6 +273,7 @@ def test_outputs_that_are_not_the_deployments_are_refused_with_the_command_to_us
     assert problem in line and "--query properties.outputs" in line
 
 
+@pytest.mark.process
 def test_command_writes_template_and_config(tmp_path: Path) -> None:
     config_path = tmp_path / "in.yaml"
     config_path.write_text(yaml.safe_dump(config_doc(WORKED_EXAMPLE)))
@@ -322,6 +323,8 @@ ARCHIVE_EXAMPLE = {
 }  # fmt: skip
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_ingestor_writes_exactly_what_the_template_declares(kafka_bootstrap: str, tmp_path: Path) -> None:
     topic, group = unique_names()
     # 6,000 records over about 3 hours of event time, read from 4 partitions: Auxiliary rows arrive out of order.

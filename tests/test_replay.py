@@ -34,6 +34,8 @@ from ingestor.sinks.dead_letter import read_dead_letter_file, read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = sorted(load_schemas())
 StartEmulator = Callable[..., EmulatorProcess]
@@ -90,6 +92,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.emulator
 def test_replay_sends_fixed_dead_letters_and_storage_exports_back(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
@@ -120,6 +123,7 @@ def test_replay_sends_fixed_dead_letters_and_storage_exports_back(
     assert not list((tmp_path / "second").glob("*.jsonl.gz"))
 
 
+@pytest.mark.emulator
 def test_replay_waits_while_the_role_propagates_and_lands_everything(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
@@ -150,6 +154,7 @@ def test_replay_waits_while_the_role_propagates_and_lands_everything(
     assert not list((tmp_path / "dead-letter").glob("*.jsonl.gz"))
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize(
     ("knobs", "trouble"),
     [
@@ -186,6 +191,7 @@ def test_replay_leaves_every_record_in_place_when_the_sink_never_recovers(
     ]
 
 
+@pytest.mark.emulator
 def test_replay_honours_retry_after_beyond_the_shutdown_grace(tmp_path: Path, start_emulator: StartEmulator) -> None:
     emulator = start_emulator("--fail-next", "429,429", "--retry-after-secs", "2")
     config = write_config(tmp_path, emulator, sink__upload_concurrency=1)
@@ -203,6 +209,7 @@ def test_replay_honours_retry_after_beyond_the_shutdown_grace(tmp_path: Path, st
     assert all((b - a).total_seconds() >= 2 for a, b in itertools.pairwise(times))
 
 
+@pytest.mark.emulator
 def test_progress_counts_each_record_once(tmp_path: Path, start_emulator: StartEmulator) -> None:
     emulator = start_emulator()
     config = write_config(tmp_path, emulator)
@@ -218,6 +225,7 @@ def test_progress_counts_each_record_once(tmp_path: Path, start_emulator: StartE
     assert sum(emulator.counts().values()) == 1_234
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize("sink", ["accepts", "refuses"])
 def test_the_summary_adds_up_for_a_mixed_file(tmp_path: Path, start_emulator: StartEmulator, sink: str) -> None:
     emulator = start_emulator(*(("--fail-always", "403") if sink == "refuses" else ()))
@@ -244,6 +252,7 @@ def test_the_summary_adds_up_for_a_mixed_file(tmp_path: Path, start_emulator: St
     assert digest(source) == before
 
 
+@pytest.mark.emulator
 def test_a_sink_that_never_recovers_stops_the_reading_and_says_where(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
@@ -294,6 +303,7 @@ def readme_commands() -> str:
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
+@pytest.mark.emulator
 def test_the_readme_commands_run_as_written(tmp_path: Path, start_emulator: StartEmulator) -> None:
     emulator = start_emulator()
     (tmp_path / "ingestor.yaml").write_text(write_config(tmp_path, emulator).read_text())

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ingestor.pipeline.codec import COLUMN_TYPES
 from ingestor.tables import load_schemas
 
@@ -18,6 +20,7 @@ TABLES = {
 RESERVED = {"TenantId", "Type", "SourceSystem", "_BilledSize", "_IsBillable", "_ResourceId"}
 
 
+@pytest.mark.process
 def test_schema_files_match_their_derivation() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "schemas" / "derive.py"), "--check"], capture_output=True, text=True

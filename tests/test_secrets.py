@@ -197,6 +197,7 @@ def test_a_placeholder_is_refused_by_key_until_its_variable_is_set(path: tuple[s
 # -- provision ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("make", [kafka_doc, eventhubs_doc], ids=["kafka", "eventhubs"])
 def test_provision_writes_no_secret(make: Any, tmp_path: Path) -> None:
     paths = [path for path in sorted(KEYS) if _applies(make(), path)]

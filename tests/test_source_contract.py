@@ -58,14 +58,18 @@ class KafkaRig:
         return {p: o for p, o in offsets.items() if o}
 
     async def lose_partitions(self) -> None:
-        """Another member joins the group and takes partitions away."""
+        """Another member joins the group and takes partitions away: it holds some once the rebalance is done."""
         other = AIOKafkaConsumer(
             self.topic, bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False,
             session_timeout_ms=6000, auto_offset_reset="latest",
         )  # fmt: skip
         await other.start()
         self._others.append(other)
-        await other.getmany(timeout_ms=15_000)
+
+        async def holds_partitions() -> bool:
+            return bool(other.assignment())
+
+        await until(holds_partitions, "the other member holding partitions", within_secs=15)
 
     async def close(self) -> None:
         for other in self._others:
@@ -126,7 +130,9 @@ class EventHubsRig:
 Rig = KafkaRig | EventHubsRig
 
 
-@pytest.fixture(params=["kafka", "eventhubs"])
+@pytest.fixture(
+    params=[pytest.param("kafka", marks=pytest.mark.broker), pytest.param("eventhubs", marks=pytest.mark.azurite)]
+)
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     made: Rig
     if request.param == "kafka":

@@ -60,9 +60,10 @@ GROUP = "$Default"
 PART = Part("kafka", "the Kafka brokers (127.0.0.1:1)", "the firewall")
 
 
-@pytest.fixture
-def emulator_process(tmp_path: Path) -> Any:
-    emulator = EmulatorProcess(tmp_path / "emulator")
+@pytest.fixture(scope="module")
+def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One `ingestor emulator` for the module: its tests read the ingestor's metrics and logs, not the rows."""
+    emulator = EmulatorProcess(tmp_path_factory.mktemp("emulator"))
     yield emulator
     emulator.stop()
 
@@ -168,6 +169,9 @@ async def test_the_wait_names_the_last_error_lets_others_through_and_ends_at_onc
 # -- the Kafka source, as a process on the real broker ------------------------------------------------------------
 
 
+@pytest.mark.broker
+@pytest.mark.emulator
+@pytest.mark.process
 def test_started_before_the_broker_it_waits_then_consumes_commits_and_stops_with_0(
     tmp_path: Path, emulator_process: EmulatorProcess
 ) -> None:
@@ -210,6 +214,9 @@ def test_started_before_the_broker_it_waits_then_consumes_commits_and_stops_with
     assert code == 0, ingestor.log()[-3000:]
 
 
+@pytest.mark.broker
+@pytest.mark.emulator
+@pytest.mark.process
 def test_after_the_start_the_broker_going_away_is_ridden_out_and_reading_resumes(
     tmp_path: Path, emulator_process: EmulatorProcess
 ) -> None:
@@ -247,6 +254,9 @@ def test_after_the_start_the_broker_going_away_is_ridden_out_and_reading_resumes
         proxy.close()
 
 
+@pytest.mark.broker
+@pytest.mark.emulator
+@pytest.mark.process
 def test_a_sink_that_does_not_answer_yet_is_not_ready_with_one_line_then_every_row_lands(
     tmp_path: Path, emulator_process: EmulatorProcess
 ) -> None:
@@ -303,6 +313,8 @@ def test_a_sink_that_does_not_answer_yet_is_not_ready_with_one_line_then_every_r
             proxy.close()
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("address", "tls", "error"),
     [
@@ -335,6 +347,8 @@ def test_an_unresolvable_or_untrusted_broker_keeps_the_process_up_and_sigterm_en
     assert '"stopped"' in ingestor.log()
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_a_ca_file_that_is_no_certificate_exits_2_with_one_line_naming_the_key(
     tmp_path: Path, emulator_process: EmulatorProcess
 ) -> None:
@@ -367,6 +381,7 @@ def test_a_ca_file_that_is_no_certificate_exits_2_with_one_line_naming_the_key(
 # -- the Kafka dead letter's producer -----------------------------------------------------------------------------
 
 
+@pytest.mark.broker
 async def test_the_kafka_dead_letter_names_the_broker_it_cannot_reach_then_writes_once_it_can(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -506,6 +521,7 @@ async def test_the_amqp_start_waits_for_the_namespace_then_receives(
     ]
 
 
+@pytest.mark.azurite
 async def test_the_amqp_start_waits_for_a_checkpoint_store_not_started_yet(
     emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

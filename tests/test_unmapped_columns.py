@@ -345,6 +345,7 @@ def test_the_default_dcr_takes_unmapped_columns(tmp_path: Path) -> None:
     assert streams[UNMAPPED_COLUMNS] == "dynamic" and "Timestamp" in streams
 
 
+@pytest.mark.emulator
 async def test_the_emulator_serves_promoted_columns_with_their_types(tmp_path: Path) -> None:
     dcrs = template_dcrs(provision.build_template(config()))
     (hot,) = [d for d in dcrs if "Custom-DeviceProcessEvents_CL" in d.streams]
@@ -371,6 +372,8 @@ async def test_the_emulator_serves_promoted_columns_with_their_types(tmp_path: P
 # -- real parts -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.emulator
+@pytest.mark.process
 def test_kept_and_promoted_columns_land_through_a_provisioned_emulator(tmp_path: Path, kafka_bootstrap: str) -> None:
     """Broker -> `ingestor run` -> the emulator serving the DCRs `ingestor provision` wrote for the same config."""
     topic, group = unique_names()
