@@ -278,6 +278,7 @@ def test_the_configuration_reference_lists_every_key_with_its_default(
 # -- the alerts ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.helm
 def test_the_alerts_table_is_the_charts_prometheus_rule() -> None:
     (rule,) = of_kind(manifests({"prometheusRule": {"enabled": True}}), "PrometheusRule")
     chart = {
