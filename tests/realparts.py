@@ -183,10 +183,6 @@ class EmulatorProcess:
     def set_faults(self, **faults: Any) -> None:
         self._admin("/_emulator/faults", faults)
 
-    def reset(self) -> None:
-        """Forget the stored rows, the recorded requests and the counters (the fault knobs stay)."""
-        self._admin("/_emulator/reset", {})
-
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.db_path) as db:
             return db.execute(sql, params).fetchall()

@@ -40,18 +40,11 @@ PARTITIONS = 4
 Key = tuple[Any, ...]
 
 
-@pytest.fixture(scope="module")
-def module_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    emu = EmulatorProcess(tmp_path_factory.mktemp("emulator"))
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
+    emu = EmulatorProcess(tmp_path / "emulator")
     yield emu
     emu.stop()
-
-
-@pytest.fixture
-def emulator(module_emulator: EmulatorProcess) -> EmulatorProcess:
-    """The module's emulator, emptied: every test reconciles against the rows it holds (no test sets faults)."""
-    module_emulator.reset()
-    return module_emulator
 
 
 def produced_keys(messages: list[bytes]) -> Counter[Key]:
