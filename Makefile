@@ -33,8 +33,9 @@ demo: install ## broker + emulator + generated traffic + ingestor, then rows per
 test: install lint typecheck ## lint, type-check and the whole test suite: both lanes, every real part
 	$(BIN)/pytest -p no:cacheprovider -q $(PYTEST_ARGS)
 
-unit: install ## the quick lane: the tests that start no real part (-m "not parts")
-	$(BIN)/pytest -p no:cacheprovider -q -m "not parts" $(PYTEST_ARGS)
+# `unit` spreads its tests over two worker processes (pytest-xdist): they share nothing but the CPU.
+unit: install ## the quick lane: the tests that start no real part (-m "not parts"), on two workers
+	$(BIN)/pytest -p no:cacheprovider -q -m "not parts" -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check + format check
 	$(BIN)/ruff check ingestor tools tests benchmarks schemas helm
