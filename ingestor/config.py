@@ -159,7 +159,10 @@ def closest(name: str) -> str:
     every table name."""
     known = list(load_schemas())
     same = [table for table in known if table.lower() == name.lower()]
-    near = same or difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    scored = [(difflib.SequenceMatcher(None, name, table).ratio(), table) for table in known]
+    best = max(score for score, _ in scored)
+    # The nearest names, and those almost as near (at most three); none when even the nearest is far.
+    near = same or [t for score, t in sorted(scored, reverse=True) if score >= max(0.6, best - 0.05)][:3]
     if near:
         return f"did you mean {' or '.join(near)}?"
     return f"the tables with a schema are {', '.join(known)}"
