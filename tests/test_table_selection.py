@@ -12,8 +12,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import helm_python
 import pytest
+import yaml
+from helmchart import manifests, render, rendered_config
 from realparts import EmulatorProcess, IngestorProcess, ingestor_config, produce, unique_names, wait_for
+from test_helm import check_rendered_config, deployed
 
 from ingestor.commit import OffsetTracker, Position
 from ingestor.config import Config, parse_config
@@ -154,6 +158,37 @@ def test_check_queries_says_a_query_reads_a_table_not_ingested() -> None:
     assert finding.startswith(f"hunt.kql: {other} is not ingested (not in schemas.tables)")
     assert finding.endswith(f"fix: add {other} to schemas.tables")
     assert needs(queries, config()) == []
+
+
+@pytest.mark.helm
+@pytest.mark.process
+def test_the_chart_ingests_every_table_by_default_and_passes_a_selection_on(tmp_path: Path) -> None:
+    done = check_rendered_config(manifests(deployed({})), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["schemas"]["tables"] == "all"
+    values = deployed({"config": {"schemas": {"tables": CHOSEN}}})
+    assert rendered_config(values)["schemas"] == {"tables": CHOSEN}
+    done = check_rendered_config(manifests(values), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["schemas"]["tables"] == CHOSEN
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("tables", [5, [1], {"DeviceInfo": True}, [["DeviceInfo"]]])
+def test_the_values_schema_takes_only_text_or_a_list_of_table_names(tables: Any) -> None:
+    with pytest.raises(helm_python.HelmError, match="schemas/tables"):
+        render(deployed({"config": {"schemas": {"tables": tables}}}))
+
+
+@pytest.mark.helm
+@pytest.mark.process
+def test_names_are_the_ingestors_to_check_and_a_wrong_one_stops_the_pod_with_its_key(tmp_path: Path) -> None:
+    """The schema takes any text (`all`, or `a,b` as the environment writes lists); the ingestor knows the tables."""
+    done = check_rendered_config(
+        manifests(deployed({"config": {"schemas": {"tables": "DeviceInfo,Devicefile"}}})), tmp_path
+    )
+    assert done.returncode == 2
+    assert "schemas.tables.1: 'Devicefile' is no table with a schema" in done.stderr
 
 
 @pytest.mark.emulator
