@@ -2,9 +2,9 @@
 
 Configuration names classes (plan, interactive and total retention, checked against Azure's limits per plan) and
 rules that pick a class per row, by table and optionally by a column predicate, first match wins. A (table, class)
-pair is a Destination; `TableRoute` picks one per decoded row, and `build_routes` makes every table's route from
-the retention settings and the sink's defaults. Pure: no I/O but reading the schema files once
-(`tables.load_schemas`, cached).
+pair is a Destination; `TableRoute` picks one per decoded row, and `build_routes` makes the route of every table
+given (the ingested ones, `config.Config.routes`) from the retention settings and the sink's defaults. Pure: no I/O
+but reading the schema files once (`tables.load_schemas`, cached).
 """
 
 from __future__ import annotations
