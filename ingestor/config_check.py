@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ingestor.config import (
+    ALL_TABLES,
     Config,
     Document,
     EventHubsSourceConfig,
@@ -35,6 +36,7 @@ from ingestor.config import (
 from ingestor.errors import ConfigError
 from ingestor.provision.arm import ENDPOINT_OUTPUT, RULE_IDS_OUTPUT
 from ingestor.provision.resolve import secrets_in
+from ingestor.tables import load_schemas
 
 # Placeholders refused where a real value is needed (docs/configuration.md, check-config, lists them):
 # the all-zero DCR id of the chart's defaults and the docs (the emulator's default DCR: allowed with static_token),
@@ -266,23 +268,32 @@ def _inline_secrets(document: Document) -> Iterator[str]:
 
 def effective_yaml(checked: Checked) -> str:
     """The effective configuration as YAML (`Config.effective`), each value set by an environment variable with a
-    `# from INGESTOR_...` comment; read back, it is the same configuration."""
+    `# from INGESTOR_...` comment, and `schemas.tables` with how many tables it selects; read back, it is the same
+    configuration."""
     text = yaml.safe_dump(checked.config.effective(), sort_keys=False, width=1_000_000)
-    variables = {path: o.variable for path, o in checked.document.origins.items() if o.variable}
-    if not variables:
-        return text
+    notes = {path: f"from {o.variable}" for path, o in checked.document.origins.items() if o.variable}
+    selection = ("schemas", "tables")
+    notes[selection] = "; ".join(filter(None, (notes.get(selection), selection_note(checked.config))))
     lines = text.splitlines()
     above: dict[int, str] = {}
     for path, start, value in node_entries(yaml.compose(text)):
-        variable = variables.get(path)
-        if variable is None:
+        note = notes.get(path)
+        if note is None:
             continue
         line = start.start_mark.line
         if value.start_mark.line != line or value.end_mark.line == line:  # nothing of the value follows on the line
-            lines[line] += f"  # from {variable}"
+            lines[line] += f"  # {note}"
         else:  # a scalar continued on the next lines: the comment goes above it
-            above[line] = " " * start.start_mark.column + f"# from {variable}"
+            above[line] = " " * start.start_mark.column + f"# {note}"
     return "".join((f"{above[i]}\n" if i in above else "") + f"{line}\n" for i, line in enumerate(lines))
+
+
+def selection_note(config: Config) -> str:
+    """How many tables `schemas.tables` selects, of those with a schema file."""
+    known, chosen = len(load_schemas()), len(config.tables)
+    if config.schemas.tables == ALL_TABLES:
+        return f"all {known} tables with a schema file"
+    return f"{chosen} of the {known} tables with a schema file; records of the others are skipped and counted"
 
 
 def _strings(node: Any, at: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:

@@ -30,6 +30,7 @@ from ingestor.config_check import CHART_SECRET_KEYS, EVENT_HUB_NAME, load_runnab
 from ingestor.errors import ConfigError
 from ingestor.provision.template import plan_rules
 from ingestor.sources.kafka import consumer_settings
+from ingestor.tables import load_schemas
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE = "dcr-5f1c0e2a9b7d4c3e8a6f2b1d0c9e8f7a"
@@ -433,7 +434,60 @@ def test_every_pattern_of_the_models_has_a_meaning() -> None:
     assert found and found <= set(PATTERN_MEANINGS), found - set(PATTERN_MEANINGS)
 
 
+@pytest.mark.process
+def test_a_table_not_known_or_not_ingested_is_refused_by_key_and_file_line(tmp_path: Path) -> None:
+    text = GOOD + (
+        "schemas:\n"  # line 11
+        "  tables:\n"
+        "    - DeviceProcessEvents\n"
+        "    - DeviceNetworkEvent\n"  # line 14
+    )
+    (line,) = error_lines(check_config(write(tmp_path, text)))
+    assert line == (
+        "schemas.tables.1: 'DeviceNetworkEvent' is no table with a schema; did you mean DeviceNetworkEvents? "
+        "(from c.yaml line 14)"
+    )
+    text = replaced("DeviceNetworkEvent\n", "DeviceNetworkEvents\n", text) + (
+        "retention:\n"  # line 15
+        "  classes: {default: {}, cold: {}}\n"
+        "  rules:\n"
+        "    - tables: [DeviceNetworkEvents, DeviceFileEvents]\n"  # line 18
+        "      class: cold\n"
+    )
+    (line,) = error_lines(check_config(write(tmp_path, text)))
+    assert line == (
+        "retention.rules.0.tables.1: DeviceFileEvents is not ingested (not in schemas.tables): add it to "
+        "schemas.tables or remove it from the rule's tables (from c.yaml line 18)"
+    )
+    (line,) = error_lines(check_config(write(tmp_path, GOOD), INGESTOR_SCHEMAS__TABLES="DeviceInfo,,DeviceInf"))
+    assert line.startswith("schemas.tables.1: 'DeviceInf' is no table with a schema; did you mean DeviceInfo")
+    assert line.endswith("(from INGESTOR_SCHEMAS__TABLES)")
+
+
 # -- the effective configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.process
+def test_the_effective_configuration_shows_which_tables_are_ingested(tmp_path: Path) -> None:
+    known = len(load_schemas())
+    done = check_config(write(tmp_path, GOOD))
+    assert f"  tables: all  # all {known} tables with a schema file" in done.stdout.splitlines()
+    assert yaml.safe_load(done.stdout)["schemas"]["tables"] == "all"
+    text = GOOD + "schemas: {tables: [DeviceProcessEvents, DeviceNetworkEvents]}\n"
+    done = check_config(write(tmp_path, text))
+    lines = done.stdout.splitlines()
+    note = f"2 of the {known} tables with a schema file; records of the others are skipped and counted"
+    assert f"  tables:  # {note}" in lines
+    assert lines[lines.index(f"  tables:  # {note}") + 1 :][:2] == [
+        "  - DeviceProcessEvents",
+        "  - DeviceNetworkEvents",
+    ]
+    done = check_config(write(tmp_path, GOOD), INGESTOR_SCHEMAS__TABLES="DeviceInfo")
+    assert f"  tables:  # from INGESTOR_SCHEMAS__TABLES; 1 of the {known} tables" in done.stdout
+    # Read back, it is the same configuration.
+    again = check_config(write(tmp_path, done.stdout, "again.yaml"))
+    assert yaml.safe_load(again.stdout) == yaml.safe_load(done.stdout)
+    assert yaml.safe_load(done.stdout)["schemas"]["tables"] == ["DeviceInfo"]
 
 
 @pytest.mark.process

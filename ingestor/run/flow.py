@@ -198,10 +198,15 @@ class Flow:
 
         Each goes to its table's destination for the class in its `RetentionTag`, or, for a class no longer
         configured, where a row matching no rule's predicate goes. A row for an Auxiliary destination goes into
-        the window of its `TimeGenerated`.
+        the window of its `TimeGenerated`. Rows of a table not ingested (`schemas.tables`) are skipped and counted,
+        as its records are.
         """
+        route = self.routes.get(table)
+        if route is None:
+            self.metrics.events_read.labels(UNKNOWN_TABLE).inc(len(rows))
+            self.metrics.events_skipped.labels(table).inc(len(rows))
+            return
         ticket.expect(len(rows))
-        route = self.routes[table]
         by_tag = {d.retention_tag: d for d in route.destinations}
         for row in rows:
             try:
