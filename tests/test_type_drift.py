@@ -20,6 +20,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from docblocks import tables
+from prometheus_client import generate_latest
 from realparts import (
     EmulatorProcess,
     IngestorProcess,
@@ -45,6 +47,7 @@ from ingestor.tables import COLUMN_TYPES, TableSchema, load_schemas, with_extra_
 from ingestor_tools.generate import TrafficGenerator
 
 SCHEMAS = load_schemas()
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 TYPED = with_extra_columns(SCHEMAS, {"DeviceInfo": {f"X{t}": t for t in sorted(COLUMN_TYPES)}})
 TIME = "2026-07-18T14:00:54.7649349Z"
 GUID = "0f0e0d0c-0b0a-0908-0706-050403020100"
@@ -185,6 +188,22 @@ def test_every_column_type_has_its_spellings() -> None:
     assert set(SPELLINGS) == set(COLUMN_TYPES)
     assert {rule for _, _, _, rule in SPELLED} == set(RULES)
     assert {t for t, _, _, _ in SPELLED} == set(COLUMN_TYPES)
+
+
+def test_the_docs_state_the_rules_and_the_metric() -> None:
+    """docs/architecture.md, "Type drift": one row per (types, rule), as the tests above pin them; the metric's row
+    in docs/operations.md, "Metrics", with its labels."""
+    (table,) = [t for t in tables(DOCS / "architecture.md") if t.headings[-1:] == ("Type drift",)]
+    assert table.header == ("Column type", "Written as", "Becomes", "`rule`"), table.where()
+    documented = {(t.strip(" `"), rule.strip("`")) for types, _, _, rule in table.rows for t in types.split(",")}
+    assert documented == {(t, rule) for t, _, _, rule in SPELLED}, table.where()
+    (listed,) = [t for t in tables(DOCS / "operations.md") if t.headings[-1:] == ("Metrics",)]
+    rows = {name.strip("`"): labels for name, labels, _ in listed.rows}
+    assert rows["ingestor_values_converted_total"] == "`table`, `column`, `rule`", listed.where()
+    metrics = Metrics()
+    metrics.values_converted.labels("DeviceInfo", "ReportId", "text_as_integer").inc()
+    labels = (("column", "ReportId"), ("rule", "text_as_integer"), ("table", "DeviceInfo"))
+    assert parse_metrics(generate_latest(metrics.registry).decode())[("ingestor_values_converted_total", labels)] == 1
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -8,7 +8,7 @@ column) plus the columns learned by `TableCodec.learning` (untyped fields the de
 leaves datetime formats to `is_datetime` (a constrained msgspec string calls the regex at three times the cost of
 calling it directly) and refuses strings that may need truncating. The tolerant variant is the fast one whose typed
 columns also take the JSON classes of Defender's spellings of their type's values (`spellings`), for a message the
-fast one refuses: the decoder then converts those spellings in one pass over `drift_fields`. `respell` converts them
+fast one refuses: the decoder then converts those spellings in one pass over `drift_groups`. `respell` converts them
 in a record's properties for the per-record path.
 
 A record the typed decode refuses is explained by `TableCodec.problem` from types, not from msgspec's messages
@@ -19,6 +19,7 @@ formats, and returns the dead-letter reason and a detail naming the column.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -87,9 +88,12 @@ MAX_LEARNED_COLUMNS = 64
 Problem = tuple[str, str]
 
 
-# A column the tolerant pass checks: its name, the class its type's values have after the tolerant decode, a check
-# of their format (datetime, guid) or None, and its type's spellings.
-DriftField = tuple[str, type, Callable[[Any], Any] | None, Spelling]
+# The columns of one type a tolerantly decoded row may hold spellings in, for the decoder's pass: a function giving
+# their values (in one call), the classes a value needs no conversion in (its type's, and None), a check of its
+# format (datetime, guid) or None, the columns' names, the type's class, and its spellings.
+DriftGroup = tuple[
+    Callable[[Any], tuple[Any, ...]], frozenset[type], Callable[[Any], Any] | None, tuple[str, ...], type, Spelling
+]
 _CLEAN: dict[str, tuple[type, Callable[[Any], Any] | None]] = {
     "string": (str, None),
     "int": (int, None),  # the range is the tolerant type's
@@ -101,10 +105,21 @@ _CLEAN: dict[str, tuple[type, Callable[[Any], Any] | None]] = {
 }
 
 
-def drift_fields_of(schema: TableSchema) -> tuple[DriftField, ...]:
-    """The columns a tolerantly decoded row may hold a spelling in: every typed column but the dynamic ones (their
-    one spelling, `""`, is taken while shaping, on every path)."""
-    return tuple((c.name, *_CLEAN[c.type], SPELLINGS[c.type]) for c in schema.columns if c.type in _CLEAN)
+def drift_groups_of(schema: TableSchema) -> tuple[DriftGroup, ...]:
+    """Per column type, the columns a tolerantly decoded row may hold a spelling in: every typed column but the
+    dynamic ones (their one spelling, `""`, is taken while shaping, on every path)."""
+    groups = []
+    for column_type, (clean, check) in _CLEAN.items():
+        names = tuple(c.name for c in schema.columns if c.type == column_type)
+        if names:
+            get = operator.attrgetter(*names)
+            values = get if len(names) > 1 else _one(get)
+            groups.append((values, frozenset({clean, type(None)}), check, names, clean, SPELLINGS[column_type]))
+    return tuple(groups)
+
+
+def _one(get: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    return lambda row: (get(row),)
 
 
 @dataclass(slots=True)
@@ -123,8 +138,8 @@ class TableCodec:
     unmapped: bool = False
     # Column -> its type's spellings (`spellings.SPELLINGS`), for every typed column but UnmappedColumns.
     spellings: dict[str, Spelling] = field(default_factory=dict)
-    # What the tolerant pass checks after `tolerant_record_type` decoded a message (see `drift_fields_of`).
-    drift_fields: tuple[DriftField, ...] = ()
+    # What the tolerant pass checks after `tolerant_record_type` decoded a message (see `drift_groups_of`).
+    drift_groups: tuple[DriftGroup, ...] = ()
     # Field name in the struct -> column name in the record, for columns not in the schema.
     learned: dict[str, str] = field(default_factory=dict)
     row_type: type[msgspec.Struct] = msgspec.Struct
@@ -143,7 +158,7 @@ class TableCodec:
             max_string_chars=max_field_bytes // 4,  # UTF-8 needs at most 4 bytes per character
             unmapped=UNMAPPED_COLUMNS in schema.column_names,
             spellings={c.name: SPELLINGS[c.type] for c in schema.columns if c.name != UNMAPPED_COLUMNS},
-            drift_fields=drift_fields_of(schema),
+            drift_groups=drift_groups_of(schema),
         )
         codec._compile()
         return codec

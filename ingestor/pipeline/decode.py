@@ -2,11 +2,15 @@
 
 Input is the Event Hubs envelope `{"records": [...]}` or one record per line (Storage export). Every record read
 ends in exactly one of: a shaped row (serialized once, ready to batch), a Rejected (for the dead letter), or a
-skip (unknown category). Hot path: the whole message is decoded typed (route + validate) in one msgspec pass; if
-anything in it fails, it is split into raw records and each is decoded alone, and a record that fails is decoded
-again to explain why. A reject's reason (`models.DEAD_LETTER_REASONS`) comes from the exception's type and, for a
-record that is valid JSON but not a valid row, from checking its values against their columns' types
-(`TableCodec.problem`), never from the wording of msgspec's messages; its detail names the column when there is one.
+skip (unknown category). Hot path: the whole message is decoded typed (route + validate) in one msgspec pass; if a
+value fails, it is decoded again with tolerant types and Defender's own spellings of values (`spellings`: `""` for
+null, `"1"` for true, ...) are converted in one pass; if anything in it still fails, it is split into raw records
+and each is decoded alone (its spellings converted the same way), and a record that fails is decoded again to
+explain why. Each conversion of a row made is counted per (table, column, rule) in `DecodeResult.converted`, the
+first of each logged once; columns in no schema are never converted. A reject's reason (`models.DEAD_LETTER_REASONS`)
+comes from the exception's type and, for a record that is valid JSON but not a valid row, from checking its values
+against their columns' types (`TableCodec.problem`), never from the wording of msgspec's messages; its detail names
+the column when there is one.
 A number beyond a double's range (`1e400`), which msgspec reads as no value, is kept as written where any value
 goes (dynamic and unknown columns) and is `invalid_value` in a typed column.
 
@@ -284,25 +288,31 @@ class MessageDecoder:
         return records if records and self._respelled(records, result) else None
 
     def _respelled(self, records: list[Any], result: DecodeResult) -> bool:
-        """Convert the spellings in typed-decoded `records` (`TableCodec.drift_fields`) and count them in `result`;
+        """Convert the spellings in typed-decoded `records` (`TableCodec.drift_groups`) and count them in `result`;
         False, counting nothing, when a value is none (a record's problem for the per-record path to explain), or
-        when a required column's is null."""
+        when a required column's is null. A group of columns whose values all have their type's class (and format)
+        is passed over in a few calls; only a group holding another class is looked at value by value."""
         by_type = self._by_type
         done: list[tuple[str, str, str]] = []
         for record in records:
             codec = by_type[record.__class__]
             row = record.properties
-            for name, clean, check, spelling in codec.drift_fields:
-                value = getattr(row, name)
-                if value is None or (value.__class__ is clean and (check is None or check(value))):
+            for values_of, classes, check, names, clean, spelling in codec.drift_groups:
+                values = values_of(row)
+                if classes.issuperset(map(type, values)) and (
+                    check is None or all(value is None or check(value) for value in values)
+                ):
                     continue
-                conversion = spelling(value)
-                if conversion is None:
-                    return False
-                if conversion[0] is None and name in codec.schema.required:
-                    return False
-                setattr(row, name, conversion[0])
-                done.append((codec.table, name, conversion[1]))
+                for name, value in zip(names, values, strict=True):
+                    if value is None or (value.__class__ is clean and (check is None or check(value))):
+                        continue
+                    conversion = spelling(value)
+                    if conversion is None:
+                        return False
+                    if conversion[0] is None and name in codec.schema.required:
+                        return False
+                    setattr(row, name, conversion[0])
+                    done.append((codec.table, name, conversion[1]))
         result.converted.update(done)
         return True
 
