@@ -337,7 +337,15 @@ EMPTY = st.just(("", None, "empty_as_null"))
 
 def _integers(low: int, high: int) -> st.SearchStrategy[tuple[Any, Any, str]]:
     numbers = st.integers(low, high) | st.sampled_from([low, high, 0, -1, 1])
-    return EMPTY | numbers.map(lambda n: (str(n), n, "text_as_integer"))
+
+    def padded(n: int, zeros: int) -> tuple[Any, Any, str]:  # leading zeros, even more than int() takes
+        return ("-" if n < 0 else "") + "0" * zeros + str(abs(n)), n, "text_as_integer"
+
+    return (
+        EMPTY
+        | numbers.map(lambda n: (str(n), n, "text_as_integer"))
+        | st.builds(padded, numbers, st.sampled_from([1, 30, 5_000]))
+    )
 
 
 _FLAGS = st.sampled_from(["0", "1", "true", "false", "True", "False", "TRUE", "fAlSe"])

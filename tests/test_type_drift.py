@@ -70,6 +70,7 @@ SPELLED: list[tuple[str, Any, Any, str]] = [
     ("long", "9223372036854775807", 2**63 - 1, "text_as_integer"),
     ("long", "-9223372036854775808", -(2**63), "text_as_integer"),
     ("long", "000000000000000000000042", 42, "text_as_integer"),
+    ("long", "-" + "0" * 5_000 + "42", -42, "text_as_integer"),  # more digits than Python's int() takes
     ("real", "", None, "empty_as_null"),
     ("real", "1.5", 1.5, "text_as_real"),
     ("real", "-2.5e3", -2500.0, "text_as_real"),
@@ -109,6 +110,9 @@ NOT_SPELLED: list[tuple[str, Any, str]] = [
     ("int", "0x10", "invalid_type"),
     ("int", "2147483648", "invalid_type"),
     ("int", "-", "invalid_type"),
+    ("int", "--1", "invalid_type"),
+    ("int", "-+1", "invalid_type"),
+    ("int", "\u00b2", "invalid_type"),  # SUPERSCRIPT TWO: a digit to str.isdigit()
     ("int", True, "invalid_type"),
     ("long", 5.5, "invalid_type"),
     ("long", "9223372036854775808", "invalid_type"),

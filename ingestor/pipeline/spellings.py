@@ -47,8 +47,6 @@ INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
 # 2^63 has 19 digits: a decimal integer of more significant digits fits no long.
 _MAX_DIGITS = 19
-# ASCII digits only ([0-9], not \d), an optional leading `-`, nothing else; \Z, not $ (no trailing newline).
-_DECIMAL = re.compile(r"-?[0-9]+\Z").match
 # JSON's number grammar (RFC 8259): no `+`, no leading zeros, no bare `.5` or `5.`.
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z").match
 _BOOLEANS = {"0": False, "1": True, "true": True, "false": False}
@@ -64,9 +62,18 @@ def _integer(low: int, high: int) -> Spelling:
             return None
         if not value:
             return _EMPTY
-        if _DECIMAL(value) is None or len(value.lstrip("-").lstrip("0")) > _MAX_DIGITS:
+        negative = value[0] == "-"
+        digits = value[1:] if negative else value
+        # ASCII first: among ASCII characters only 0-9 are digits to isdigit().
+        if not (digits.isascii() and digits.isdigit()):
             return None
-        number = int(value)
+        # Leading zeros are no digits of the number (and int() refuses over 4,300 digits, zeros included).
+        significant = digits.lstrip("0")
+        if len(significant) > _MAX_DIGITS:
+            return None
+        number = int(significant or "0")
+        if negative:
+            number = -number
         return (number, TEXT_AS_INTEGER) if low <= number <= high else None
 
     return spelling
