@@ -363,6 +363,21 @@ def test_retention_rules_test_the_converted_value(path: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_conversions_count_where_the_destination_drops_the_column(path: str) -> None:
+    """What Defender sent is counted whatever a destination keeps of it."""
+    dropped = {"DeviceEvents": {"hot": {"drop_columns": ["AdditionalFields", "RemotePort"]}}}
+    retention = {"default_class": "hot", "classes": {"hot": {"plan": "Analytics"}}, "destinations": dropped}
+    decoder = MessageDecoder(SCHEMAS, routes=parse_config(base() | {"retention": retention}).routes())
+    record = minimal(SCHEMAS["DeviceEvents"], AdditionalFields="", RemotePort="", LocalPort="")
+    result = decode(decoder, path, record)
+    (row,) = rows_of(result)
+    assert not {"AdditionalFields", "RemotePort", "LocalPort"} & set(row)
+    assert result.converted == Counter(
+        {("DeviceEvents", column, "empty_as_null"): 1 for column in ("AdditionalFields", "RemotePort", "LocalPort")}
+    )
+
+
 def test_the_first_conversion_of_each_column_and_rule_is_logged_once(
     decoder: MessageDecoder, caplog: pytest.LogCaptureFixture
 ) -> None:

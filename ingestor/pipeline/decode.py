@@ -355,6 +355,8 @@ class MessageDecoder:
         if destination is None:
             self._empty_dynamic(codec, row, result)  # the rules' predicates see the values the row lands with
             destination = route(row)
+        elif destination.dropped_columns:
+            self._empty_dynamic(codec, row, result)  # counted where the destination drops the column too
         auxiliary = destination.auxiliary
         window = 0
         if auxiliary:
@@ -397,7 +399,8 @@ class MessageDecoder:
     def _empty_dynamic(codec: TableCodec, row: Any, result: DecodeResult) -> None:
         """Null, and count, the row's dynamic columns that hold `""`, as shaping does."""
         for name in codec.dynamic_columns:
-            if getattr(row, name) == "":
+            value = getattr(row, name)
+            if value.__class__ is str and not value:
                 setattr(row, name, None)
                 result.converted[(codec.table, name, EMPTY_AS_NULL)] += 1
 
