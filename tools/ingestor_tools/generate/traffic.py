@@ -328,8 +328,8 @@ class TrafficGenerator(TableBuilders):
         elif kind == "wrong_type":
             longs = [c for c in plan.longs if props.get(c) is not None] or ["ReportId"]
             strings = [c for c in plan.strings if props.get(c) is not None]
-            if strings and self._r() < 0.5:
-                props[self._choice(strings)] = self._int(1, 10**6)
+            if strings and self._r() < 0.5:  # an array: a number in a string column is Defender's own spelling
+                props[self._choice(strings)] = [self._int(1, 10**6)]
             else:
                 props[self._choice(longs)] = self._choice(("n/a", "unknown", "0x1F4-bad", "twelve"))
         return rec
