@@ -75,6 +75,8 @@ def derive(reference: dict, origin: str = "reference") -> dict[str, dict]:
             }
             if col["stream"] == "no":
                 entry["origin"] = "table"  # a Sentinel column the stream never carries
+            elif TYPES.get(col.get("defender_type") or "") == "dynamic" and entry["type"] != "dynamic":
+                entry["stream_type"] = "dynamic"  # Defender documents JSON here: the stream may send an array
             out.append(entry)
         names = [c["name"] for c in out]
         missing = [r for r in required if r not in names]

@@ -39,7 +39,7 @@ from ingestor.metrics import Metrics
 from ingestor.models import Destination, Message
 from ingestor.pipeline.codec import VALUE_RULES
 from ingestor.pipeline.decode import DecodeResult, MessageDecoder
-from ingestor.pipeline.spellings import RULES, SPELLINGS
+from ingestor.pipeline.spellings import RULES, SPELLINGS, STRING_OF_DYNAMIC
 from ingestor.retention import TableRoute
 from ingestor.run.flow import Flow
 from ingestor.sinks.dead_letter import read_dead_letters
@@ -189,8 +189,8 @@ def decoder() -> MessageDecoder:
 
 
 def test_every_column_type_has_its_spellings() -> None:
-    assert set(SPELLINGS) == set(COLUMN_TYPES)
-    assert {rule for _, _, _, rule in SPELLED} == set(RULES)
+    assert set(SPELLINGS) == set(COLUMN_TYPES) | {STRING_OF_DYNAMIC}
+    assert {rule for _, _, _, rule in SPELLED} | {"dynamic_as_text"} == set(RULES)  # see the documented-dynamic test
     assert {t for t, _, _, _ in SPELLED} == set(COLUMN_TYPES)
 
 
@@ -199,8 +199,10 @@ def test_the_docs_state_the_rules_and_the_metric() -> None:
     in docs/operations.md, "Metrics", with its labels."""
     (table,) = [t for t in tables(DOCS / "architecture.md") if t.headings[-1:] == ("Type drift",)]
     assert table.header == ("Column type", "Written as", "Becomes", "`rule`"), table.where()
-    documented = {(t.strip(" `"), rule.strip("`")) for types, _, _, rule in table.rows for t in types.split(",")}
-    assert documented == {(t, rule) for t, _, _, rule in SPELLED}, table.where()
+    documented = {
+        (t.strip(" `"), rule.strip("`")) for types, _, _, rule in table.rows for t in types.split(" (")[0].split(",")
+    }
+    assert documented == {(t, rule) for t, _, _, rule in SPELLED} | {("string", "dynamic_as_text")}, table.where()
     (listed,) = [t for t in tables(DOCS / "operations.md") if t.headings[-1:] == ("Metrics",)]
     rows = {name.strip("`"): labels for name, labels, _ in listed.rows}
     assert rows["ingestor_values_converted_total"] == "`table`, `column`, `rule`", listed.where()
@@ -513,3 +515,34 @@ def test_drifted_records_land_converted_through_the_running_ingestor(tmp_path: P
     assert published == counts
     sightings = [(line["table"], line["column"], line["rule"]) for line in lines if "rule" in line]
     assert sorted(sightings) == sorted(counts), "one INFO line per (table, column, rule), the first time"
+
+
+def documented_dynamic() -> list[tuple[str, str]]:
+    """(table, column) of every string column Microsoft documents as dynamic (the schema's `stream_type`)."""
+    return [(t, c.name) for t, s in SCHEMAS.items() for c in s.columns if c.stream_type == "dynamic"]
+
+
+def test_a_string_column_documented_as_dynamic_keeps_an_array_or_object_as_its_json_text() -> None:
+    assert ("IdentityInfo", "Tags") in documented_dynamic()
+    assert all(SCHEMAS[t].columns[SCHEMAS[t].column_names.index(c)].type == "string" for t, c in documented_dynamic())
+    decoder = MessageDecoder(SCHEMAS)
+    values = [["Sensitive", "Honeytoken"], {"source": "mdi"}, [], 5]
+    texts = ['["Sensitive","Honeytoken"]', '{"source":"mdi"}', "[]", "5"]
+    records = [
+        {"category": "AdvancedHunting-IdentityInfo", "tenantId": "t", "properties": {"Timestamp": TIME, "Tags": v}}
+        for v in values
+    ]
+    whole = decoder.decode(json.dumps({"records": records}).encode())
+    alone = [decoder.decode(json.dumps(r).encode()) for r in records]
+    for result in (whole, *alone):
+        assert not result.rejected
+    assert [json.loads(r.body)["Tags"] for r in whole.rows] == texts
+    assert [json.loads(a.rows[0].body)["Tags"] for a in alone] == texts
+    assert whole.converted == Counter({("IdentityInfo", "Tags", "dynamic_as_text"): 3,
+                                       ("IdentityInfo", "Tags", "number_as_text"): 1})  # fmt: skip
+    # Any other string column still refuses an array: only the documented type is Defender's own spelling.
+    other = {"category": "AdvancedHunting-IdentityInfo", "properties": {"Timestamp": TIME, "AccountName": ["a"]}}
+    refused = decoder.decode(json.dumps(other).encode())
+    assert [(r.reason, r.detail) for r in refused.rejected] == [
+        ("invalid_type", "column AccountName is string but holds an array")
+    ]

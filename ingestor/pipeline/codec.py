@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ingestor.bounds import MAX_LABEL_CHARS
-from ingestor.pipeline.spellings import INT_RANGE, LONG_RANGE, SPELLINGS, Spelling
+from ingestor.pipeline.spellings import INT_RANGE, LONG_RANGE, SPELLINGS, STRING_OF_DYNAMIC, Spelling, spelling_type
 from ingestor.tables import UNMAPPED_COLUMNS, TableSchema, is_column_name
 
 # \A and \Z, not ^ and $ (`$` also matches before a trailing newline); [0-9], not \d (any Unicode digit).
@@ -96,6 +96,7 @@ DriftGroup = tuple[
 ]
 _CLEAN: dict[str, tuple[type, Callable[[Any], Any] | None]] = {
     "string": (str, None),
+    STRING_OF_DYNAMIC: (str, None),
     "int": (int, None),  # the range is the tolerant type's
     "long": (int, None),
     "real": (float, None),  # msgspec makes a float of an integer for a float type
@@ -110,7 +111,7 @@ def drift_groups_of(schema: TableSchema) -> tuple[DriftGroup, ...]:
     dynamic ones (their one spelling, `""`, is taken while shaping, on every path)."""
     groups = []
     for column_type, (clean, check) in _CLEAN.items():
-        names = tuple(c.name for c in schema.columns if c.type == column_type)
+        names = tuple(c.name for c in schema.columns if spelling_type(c) == column_type)
         if names:
             get = operator.attrgetter(*names)
             values = get if len(names) > 1 else _one(get)
@@ -157,7 +158,7 @@ class TableCodec:
             datetime_columns=tuple(c.name for c in schema.columns if c.type == "datetime"),
             max_string_chars=max_field_bytes // 4,  # UTF-8 needs at most 4 bytes per character
             unmapped=UNMAPPED_COLUMNS in schema.column_names,
-            spellings={c.name: SPELLINGS[c.type] for c in schema.columns if c.name != UNMAPPED_COLUMNS},
+            spellings={c.name: SPELLINGS[spelling_type(c)] for c in schema.columns if c.name != UNMAPPED_COLUMNS},
             drift_groups=drift_groups_of(schema),
         )
         codec._compile()
@@ -243,6 +244,7 @@ class TableCodec:
         tolerant_types = {
             **fast_types,
             "string": short_string | int | float | bool,
+            STRING_OF_DYNAMIC: Any,
             "int": COLUMN_TYPES["int"] | str,
             "long": COLUMN_TYPES["long"] | str,
             "real": float | str,
@@ -255,11 +257,11 @@ class TableCodec:
         required = set(self.schema.required)
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for column in self.schema.columns:
-            kind = column_types[column.type]
+            kind = column_types.get(spelling_type(column), column_types[column.type])
             if column.name in required:
                 fields.append((column.name, kind))
             else:
-                fields.append((column.name, kind | None if column.type != "dynamic" else Any, None))
+                fields.append((column.name, Any if kind is Any else kind | None, None))
         fields.sort(key=lambda f: len(f) == 3)  # msgspec: required fields first
         fields.extend((name, Any, None) for name in self.learned)
         row_type = msgspec.defstruct(

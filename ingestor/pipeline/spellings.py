@@ -14,7 +14,9 @@ The rules, by column type (rule names in brackets):
 - real: `""` -> null; a JSON number as text, finite -> that number [text_as_real].
 - boolean: `""` -> null; `"0"`, `"1"`, `"true"`, `"false"` in any case [text_as_boolean]; `0`, `1` [integer_as_boolean].
 - datetime, guid, dynamic: `""` -> null (other text must have the type's format; dynamic text is parsed later).
-- string: a number or a boolean -> its JSON text [number_as_text, boolean_as_text].
+- string: a number or a boolean -> its JSON text [number_as_text, boolean_as_text]; where Microsoft documents the
+  column as dynamic (the schema's `stream_type`, as for IdentityInfo.Tags), also an array or an object -> its JSON
+  text [dynamic_as_text]. `SPELLINGS` is keyed by `spelling_type(column)`: the column type, or `string_of_dynamic`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any
 
 import msgspec
 
+from ingestor.tables import Column
+
 EMPTY_AS_NULL = "empty_as_null"
 TEXT_AS_INTEGER = "text_as_integer"
 TEXT_AS_REAL = "text_as_real"
@@ -33,6 +37,7 @@ TEXT_AS_BOOLEAN = "text_as_boolean"
 INTEGER_AS_BOOLEAN = "integer_as_boolean"
 NUMBER_AS_TEXT = "number_as_text"
 BOOLEAN_AS_TEXT = "boolean_as_text"
+DYNAMIC_AS_TEXT = "dynamic_as_text"
 RULES = (
     EMPTY_AS_NULL,
     TEXT_AS_INTEGER,
@@ -41,7 +46,10 @@ RULES = (
     INTEGER_AS_BOOLEAN,
     NUMBER_AS_TEXT,
     BOOLEAN_AS_TEXT,
+    DYNAMIC_AS_TEXT,
 )
+# The spelling type of a string column that Microsoft documents as dynamic.
+STRING_OF_DYNAMIC = "string_of_dynamic"
 
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
@@ -120,6 +128,19 @@ def text(value: Any) -> Conversion | None:
     return None
 
 
+def text_of_dynamic(value: Any) -> Conversion | None:
+    """A string column documented as dynamic: what `text` converts, and an array or an object as its JSON text."""
+    kind = value.__class__
+    if kind is list or kind is dict:
+        return _encode(value).decode(), DYNAMIC_AS_TEXT
+    return text(value)
+
+
+def spelling_type(column: Column) -> str:
+    """The key of `column`'s spellings in SPELLINGS."""
+    return STRING_OF_DYNAMIC if column.type == "string" and column.stream_type == "dynamic" else column.type
+
+
 integer = _integer(*INT_RANGE)
 long = _integer(*LONG_RANGE)
 
@@ -132,5 +153,6 @@ SPELLINGS: dict[str, Spelling] = {
     "datetime": empty_only,
     "guid": empty_only,
     "string": text,
+    STRING_OF_DYNAMIC: text_of_dynamic,
     "dynamic": empty_only,
 }
