@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -658,3 +659,31 @@ def test_public_records_of_the_new_tables_land_under_the_names_provision_declare
         assert all("RawEventData" not in row for row in emulator.rows("CloudAppEvents_CL"))
     finally:
         emulator.stop()
+
+
+# -- docs/retention.md says what provision does ----------------------------------------------------------------
+
+RETENTION_DOC = Path(__file__).resolve().parent.parent / "docs" / "retention.md"
+
+
+def doc_section(heading: str) -> str:
+    text = RETENTION_DOC.read_text()
+    assert heading in text, f"docs/retention.md has no section {heading.strip()!r}"
+    return re.split(r"\n#{2,3} ", text.split(heading, 1)[1], maxsplit=1)[0]
+
+
+def test_the_documented_layout_is_what_check_config_prints_for_the_default_configuration() -> None:
+    from ingestor.config_check import rule_layout_comments
+
+    section = doc_section("### How the tables are spread over data collection rules\n")
+    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+    assert block == rule_layout_comments(parse_config(config_doc({})))
+
+
+def test_the_documented_stored_names_are_the_ones_provision_gives() -> None:
+    section = doc_section("### Columns a custom table cannot hold\n")
+    config = parse_config(config_doc({}))
+    given = {name for t in SCHEMAS for name in provision_template.stored_names_of(config, t).values()}
+    assert set(re.findall(r"`([A-Za-z]+_)`", section)) == given == {
+        "Title_", "Type_", "TenantId_", "SourceSystem_", "AccountUPN_"
+    }  # fmt: skip
