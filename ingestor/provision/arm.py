@@ -36,7 +36,8 @@ TABLE_COLUMN_TYPES = {
 STREAM_COLUMN_TYPES = {**{k: k for k in TABLE_COLUMN_TYPES}, "guid": "string"}
 # A data flow's transformKql: the rows as sent, or those rows with some columns renamed to the names their table
 # stores them under (`project-rename` is a supported transformation operator: MicrosoftDocs/azure-monitor-docs
-# articles/azure-monitor/data-collection/data-collection-transformations-kql.md @0f49c9dc2f76982bd609c30fe968191bcc3d9b03).
+# articles/azure-monitor/data-collection/data-collection-transformations-kql.md
+# @0f49c9dc2f76982bd609c30fe968191bcc3d9b03).
 SOURCE_TRANSFORM = "source"
 _NAME = r"[A-Za-z][A-Za-z0-9_]*"
 _RENAMES = re.compile(rf"source \| project-rename ({_NAME} = {_NAME}(?:, {_NAME} = {_NAME})*)")
