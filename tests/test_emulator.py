@@ -261,6 +261,18 @@ async def test_row_not_matching_the_stream_is_400_naming_row_and_column(
 
 
 @pytest.mark.emulator
+async def test_columns_a_table_cannot_hold_are_accepted_from_the_stream_and_stored_renamed(
+    emulator: Emulator, client: LogsIngestionClient
+) -> None:
+    """The default DCR renames as provision's data flows do (`source | project-rename Type_ = Type, ...`)."""
+    row = {"Timestamp": "2025-01-02T03:04:05Z", "Type": "User", "TenantId": "t", "AccountUpn": "a@contoso.com"}
+    await upload(client, gzipped([row]), stream=default_stream_name("IdentityInfo"))
+    (stored,) = emulator.rows(default_table_name("IdentityInfo"))
+    assert stored == {"Timestamp": row["Timestamp"], "Type_": "User", "TenantId_": "t", "AccountUpn": "a@contoso.com"}
+    assert default_dcr("dcr-x").renames[default_stream_name("AlertInfo")] == {"Title": "Title_"}
+
+
+@pytest.mark.emulator
 @pytest.mark.parametrize(
     ("body", "code"),
     [
