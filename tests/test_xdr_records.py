@@ -10,6 +10,7 @@ times, with its values intact (Defender's own spellings converted by the documen
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -65,7 +66,8 @@ def expected_value(kind: str, value: Any) -> Any:
     if kind == "string" and not isinstance(value, str):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     if kind == "dynamic" and isinstance(value, str) and value[:1] in "[{":
-        return json.loads(value)
+        with contextlib.suppress(json.JSONDecodeError):  # text that only looks like JSON stays text
+            return json.loads(value)
     return value
 
 
