@@ -107,6 +107,7 @@ class _XdrState:
     alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=RECENT))
     evidence_rows: deque[tuple[Alert, str]] = field(default_factory=deque)
     info_next: int = 0
+    account_cum: list[float] = field(default_factory=list)
 
 
 def _json(value: object) -> str:
@@ -159,7 +160,11 @@ class XdrBuilders(TableBuilders):
         return [(f"dc{i:02d}.{self.ad_domain}", self._private_ip()) for i in range(1, self._int(2, 3) + 1)]
 
     def _account(self) -> Account:
-        return self._choice(self._xdr.accounts)
+        """An account, as often as its device is active: the busy users sign in, mail and work the most."""
+        state = self._xdr
+        if not state.account_cum:
+            state.account_cum = self._cumulative(a.device.activity for a in state.accounts)
+        return state.accounts[self._pick(state.account_cum)]
 
     def _dc(self) -> tuple[str, str]:
         return self._choice(self._xdr.dcs)
@@ -196,9 +201,8 @@ class XdrBuilders(TableBuilders):
         count = 1 if r() < 0.8 else self._int(2, min(5, max(2, len(accounts))))
         if direction == "Outbound":
             partner = self._choice(pools.MAIL_PARTNERS)
-            recipients = [
-                Recipient(f"{self._choice(pools.FIRST_NAMES)}@{partner}.com", None, None) for _ in range(count)
-            ]
+            names = dict.fromkeys(self._choice(pools.FIRST_NAMES) for _ in range(count))
+            recipients = [Recipient(f"{name}@{partner}.com", None, None) for name in names]
         else:
             chosen = {a.upn: a for a in (self._choice(accounts) for _ in range(count))}.values()
             recipients = [Recipient(a.upn, a.user.object_id, a) for a in chosen]
@@ -352,8 +356,9 @@ class XdrBuilders(TableBuilders):
 
     def _b_url_click(self, p: dict[str, Any], dev: Device, proc: Proc | None, ts: int, received: int) -> None:
         state = self._xdr
-        if state.clicked:
-            msg, index = state.clicked[len(state.clicked) - 1 - int(len(state.clicked) * self._r() * self._r())]
+        if state.clicked:  # of two links, people click the call to action: the tracked, longer one
+            pair = [state.clicked[len(state.clicked) - 1 - int(len(state.clicked) * self._r())] for _ in range(2)]
+            msg, index = max(pair, key=lambda c: len(c[0].urls[c[1]]))
         else:
             msg = self._message_from(state.url_messages) or self._new_message(ts)
             if not msg.urls:
@@ -400,7 +405,10 @@ class XdrBuilders(TableBuilders):
             threats = [m for m in pool if m.verdict is not None]
             message = self._choice(threats) if threats else self._message_from(pool) or self._new_message(ts)
         url = self._choice(message.urls) if message is not None and message.urls else self._mail_url()
-        ip = self._public_ip() if "Ip" in kind[6] else account.device.public_ip
+        if "Ip" in kind[6]:  # a public address the world's devices talk to (DeviceNetworkEvents' RemoteIP)
+            ip = self._choice([e[0] for e in self._endpoints[:200] if e[3] == "Public"])
+        else:
+            ip = account.device.public_ip
         return Alert(self._alert_id(kind[0]), ts, kind, device, account, proc, message, url, ip)
 
     def _b_alert_info(self, p: dict[str, Any], dev: Device, proc: Proc | None, ts: int, received: int) -> None:
