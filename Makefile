@@ -49,7 +49,7 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix ingestor tools tests benchmarks schemas helm
 	$(BIN)/ruff format ingestor tools tests benchmarks schemas helm
 
-schemas: ## re-derive schemas/*.json from schemas/source/device-tables.json
+schemas: ## re-derive schemas/<Table>.json for every table from the column references in schemas/source/*.json
 	$(PYTHON) schemas/derive.py
 
 # requirements.lock pins requirements.in (both distributions and the dev extra); requirements-runtime.lock is the

@@ -11,7 +11,8 @@ Writes benchmarks/results/bench-<time>.json and the same figures to latest.json 
 the date, the commit and the machine), latest.md and latest.png; `--profile` adds a py-spy profile of
 one ingestor run with the share of time per stage. `--against REV` also runs the ingestor of an earlier commit
 (its `ingestor/` and `schemas/` taken from git), alternating with this one run by run, for a before/after in one
-run on the same input.
+run on the same input. `--mix device` (the default: the ten Device tables, the input of every run before issue 21)
+or `--mix all` (every table, in the generator's DEFAULT_MIX) picks the input's tables; `input.mix` records it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from ingestor.pipeline.decode import MessageDecoder  # noqa: E402
 from ingestor.retention import build_routes  # noqa: E402
 from ingestor.sinks.compress import BACKEND, gzip_array  # noqa: E402
 from ingestor.tables import load_schemas  # noqa: E402
-from ingestor_tools.generate import TrafficGenerator  # noqa: E402
+from ingestor_tools.generate import MIXES, TrafficGenerator  # noqa: E402
 
 PARTITIONS = 4
 MiB = 1_048_576
@@ -311,9 +312,16 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="also run `ingestor run --workers N` (0: skip)")
     parser.add_argument("--against", metavar="REV", help="also run the ingestor of commit REV, alternating runs")
+    parser.add_argument(
+        "--mix",
+        choices=sorted(MIXES),
+        default="device",
+        help="tables of the input: device (the ten Device tables, as every run before issue 21: the default, so "
+        "figures stay comparable) or all (every table the Streaming API exports, in the generator's DEFAULT_MIX)",
+    )
     args = parser.parse_args()
 
-    generator = TrafficGenerator(seed=1)
+    generator = TrafficGenerator(seed=1, mix=MIXES[args.mix])
     messages = list(generator.messages(records=args.records))
     records, raw = generator.manifest.records, sum(map(len, messages))
     print(f"input: {records:,} records, {raw / 1e6:.0f} MB, {len(messages):,} messages, "
@@ -322,7 +330,14 @@ def main() -> None:
         "commit": commit(),
         "machine": machine(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "input": {"records": records, "raw_mb": round(raw / 1e6, 1), "messages": len(messages), "seed": 1},
+        "input": {
+            "records": records,
+            "raw_mb": round(raw / 1e6, 1),
+            "messages": len(messages),
+            "seed": 1,
+            "mix": args.mix,
+            "tables": {t: n for t, n in generator.manifest.valid.items() if n},
+        },
     }
     results["floor"] = summarize([floor(messages, records) for _ in range(args.runs)], raw)
     print("floor", results["floor"])
@@ -453,7 +468,8 @@ def write(results: dict[str, Any]) -> None:
                "mean_request_bytes", "peak_rss_mib", "ingestor_cores", "broker_emulator_cores")  # fmt: skip
     lines = [
         f"Benchmark {results['time']}, commit {results['commit']}, {describe(results['machine'])}; input "
-        f"{results['input']['records']:,} records ({results['input']['raw_mb']} MB), medians of "
+        f"{results['input']['records']:,} records of the {results['input'].get('mix', 'device')} mix "
+        f"({results['input']['raw_mb']} MB), medians of "
         f"{results['ingestor']['runs']} runs.",
         "",
         "| | " + " | ".join(columns) + " |",

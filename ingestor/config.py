@@ -9,6 +9,7 @@ which keys they are, so their environment values are taken verbatim and `provisi
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ingestor.errors import ConfigError
 from ingestor.retention import RULE_ID_PATTERN, STREAM_PATTERN, TABLE_NAME, RetentionConfig, TableRoute, build_routes
@@ -57,6 +59,9 @@ EXAMPLE_RULE_ID = "dcr-0123456789abcdef0123456789abcdef"
 # Blob container names: 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric.
 CONTAINER_PATTERN = r"^[a-z0-9]([a-z0-9]|-[a-z0-9])+$"
 NAMESPACE_PATTERN = r"^[A-Za-z0-9.-]+$"
+# `schemas.tables`: every table with a schema file, or a list of them.
+ALL_TABLES: Literal["all"] = "all"
+TABLES_EXAMPLE = "[DeviceProcessEvents, EmailEvents]"
 
 
 def _not_a_placeholder(value: SecretStr) -> SecretStr:
@@ -147,6 +152,39 @@ class KafkaSourceConfig(Section):
 def comma_list(value: Any) -> Any:
     """A list written as `a,b` (handy in an environment variable) as a list; anything else as it is."""
     return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+def closest(name: str) -> str:
+    """What to write instead of `name`, which is no table with a schema: the nearest table names (difflib), else
+    every table name."""
+    known = list(load_schemas())
+    same = [table for table in known if table.lower() == name.lower()]
+    scored = [(difflib.SequenceMatcher(None, name, table).ratio(), table) for table in known]
+    best = max(score for score, _ in scored)
+    # The nearest names, and those almost as near (at most three); none when even the nearest is far.
+    near = same or [t for score, t in sorted(scored, reverse=True) if score >= max(0.6, best - 0.05)][:3]
+    if near:
+        return f"did you mean {' or '.join(near)}?"
+    return f"the tables with a schema are {', '.join(known)}"
+
+
+def not_ingested(table: str, key: str) -> str:
+    """The error for a key that names a table outside `schemas.tables`: it would do nothing, so it is a mistake."""
+    return f"{table} is not ingested (not in schemas.tables): add it to schemas.tables or remove {key}"
+
+
+def key_errors(title: str, found: Sequence[tuple[KeyPath, str]]) -> ValidationError:
+    """A ValidationError with one error per (key path, message), located at each key (relative to the model
+    raising it), so that every line names its own key and the file line of its value (`describe`)."""
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("config_key", "{message}", {"message": message}), loc=path, input=None
+            )
+            for path, message in found
+        ],
+    )
 
 
 def is_event_hubs_host(server: str) -> bool:
@@ -361,12 +399,65 @@ class ValidationConfig(Section):
 
 
 class SchemasConfig(Section):
-    """Columns Defender added after the schema files, promoted to real columns without a release:
-    `extra_columns: {<Table>: {<Column>: <type>}}`. Decoding validates them with their type, and `ingestor
-    provision` adds them to the tables, the DCR streams and the workspace functions (deploy the new template
-    before running with them, or the service drops what the DCR does not declare)."""
+    """Which tables are ingested and what columns they have beyond the schema files.
 
+    `tables`: `all` (every table with a schema file) or a list of table names; a record of any other table is
+    skipped and counted, as a category of no table is, and `ingestor provision` deploys nothing for it.
+    `extra_columns: {<Table>: {<Column>: <type>}}`: columns Defender added after the schema files, promoted to real
+    columns without a release. Decoding validates them with their type, and `ingestor provision` adds them to the
+    tables, the DCR streams and the workspace functions (deploy the new template before running with them, or the
+    service drops what the DCR does not declare)."""
+
+    tables: Literal["all"] | list[str] = ALL_TABLES
     extra_columns: dict[str, dict[str, ColumnType]] = {}
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _all_or_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return ALL_TABLES if value.strip().lower() == ALL_TABLES else comma_list(value)
+        if isinstance(value, list) and all(isinstance(name, str) for name in value):
+            return value
+        raise ValueError(f"expected {ALL_TABLES} or a list of table names, e.g. {TABLES_EXAMPLE}; got {_shown(value)}")
+
+    @model_validator(mode="after")
+    def _selection(self) -> SchemasConfig:
+        """Each listed table known and listed once, the list not empty (keys naming a table not listed: Config)."""
+        known = load_schemas()
+        found: list[tuple[KeyPath, str]] = []
+        if isinstance(self.tables, list):
+            if not self.tables:
+                found.append(
+                    (
+                        ("tables",),
+                        f"an empty list ingests no table (every record would be skipped); list the tables to ingest, "
+                        f"e.g. {TABLES_EXAMPLE}, or write {ALL_TABLES} for every table with a schema",
+                    )
+                )
+            first: dict[str, int] = {}
+            for index, name in enumerate(self.tables):
+                if name not in known:
+                    found.append((("tables", str(index)), f"{name!r} is no table with a schema; {closest(name)}"))
+                elif name in first:
+                    found.append(
+                        (
+                            ("tables", str(index)),
+                            f"{name} is listed twice (also schemas.tables.{first[name]}); list each table once",
+                        )
+                    )
+                first.setdefault(name, index)
+        if found:
+            raise key_errors(self.__class__.__name__, found)
+        return self
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        """The tables ingested, in schema-file order (all of them for `all`)."""
+        known = load_schemas()
+        if self.tables == ALL_TABLES:
+            return tuple(known)
+        listed = set(self.tables)
+        return tuple(table for table in known if table in listed)
 
     @field_validator("extra_columns")
     @classmethod
@@ -430,15 +521,33 @@ class Config(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _names_ingested_tables(self) -> Config:
+        """Keys naming a table outside `schemas.tables` would do nothing: each is an error naming its key. A rule
+        naming no table tests its `when` column in every ingested table, so each must have it."""
+        found = list(_outside_selection(self))
+        if found:
+            raise key_errors(self.__class__.__name__, found)
+        return self
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The tables ingested (`schemas.tables`), in schema-file order."""
+        return self.schemas.selected
+
     def routes(self) -> dict[str, TableRoute]:
-        return build_routes(self.sink, self.retention)
+        """The route of every ingested table; other tables have none (their records are skipped)."""
+        return build_routes(self.sink, self.retention, self.tables)
 
     def table_schemas(self) -> dict[str, TableSchema]:
-        """The columns of every destination table, per Defender table: the schema file's (in its order), then
-        `schemas.extra_columns` (origin "promoted"), then UnmappedColumns when `validation.unknown_columns` is
-        keep. New objects each call; `load_schemas()` stays as the files say."""
+        """The columns of every destination table, per ingested Defender table: the schema file's (in its order),
+        then `schemas.extra_columns` (origin "promoted"), then UnmappedColumns when `validation.unknown_columns` is
+        keep. New objects each call; `load_schemas()` stays as the files say. A decoder given these knows only the
+        ingested tables, so it skips and counts the records of every other one."""
         keep = self.validation.unknown_columns == "keep"
-        return with_extra_columns(load_schemas(), self.schemas.extra_columns, unmapped=keep)
+        selected = set(self.tables)
+        ingested = {table: schema for table, schema in load_schemas().items() if table in selected}
+        return with_extra_columns(ingested, self.schemas.extra_columns, unmapped=keep)
 
     def effective(self) -> dict[str, Any]:
         """The configuration as it will run, as plain data: keys named as users write them (`in`, `class`), values
@@ -447,6 +556,35 @@ class Config(Section):
         if isinstance(self.source, KafkaSourceConfig):
             effective["source"]["tls"] = self.source.uses_tls
         return effective
+
+
+def _outside_selection(config: Config) -> Iterator[tuple[KeyPath, str]]:
+    """(key path, error) of each key that names a table not ingested, and of each rule without tables whose `when`
+    column some ingested table lacks."""
+    selected = set(config.tables)
+    named: list[tuple[KeyPath, str, str]] = [
+        *((("sink", "tables", t), t, f"sink.tables.{t}") for t in config.sink.tables),
+        *((("schemas", "extra_columns", t), t, f"schemas.extra_columns.{t}") for t in config.schemas.extra_columns),
+        *(
+            (("retention", "rules", str(index), "tables", str(position)), t, "it from the rule's tables")
+            for index, rule in enumerate(config.retention.rules)
+            for position, t in enumerate(rule.tables)
+        ),
+        *((("retention", "destinations", t), t, f"retention.destinations.{t}") for t in config.retention.destinations),
+    ]
+    yield from ((path, not_ingested(table, key)) for path, table, key in named if table not in selected)
+    schemas = load_schemas()
+    for index, rule in enumerate(config.retention.rules):
+        if rule.when is None or rule.tables:
+            continue
+        lacking = [t for t in config.tables if rule.when.column not in schemas[t].column_names]
+        if lacking:
+            yield (
+                ("retention", "rules", str(index), "when", "column"),
+                f"{', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no column {rule.when.column!r}; a "
+                f"rule without tables applies to every ingested table: name the tables it is for in "
+                f"retention.rules.{index}.tables",
+            )
 
 
 def _mask(value: Any) -> Any:

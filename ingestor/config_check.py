@@ -1,6 +1,7 @@
 """What `check-config`, `run` and `replay` refuse (errors) or point out (warnings) beyond the models, and the
-effective configuration as check-config prints it. `load_runnable` validates the models, then refuses placeholders,
-names Event Hubs would refuse; `provision` validates only the models, as its input holds placeholders by design.
+effective configuration as check-config prints it (with the data collection rules provision spreads a class over,
+as comments). `load_runnable` validates the models, then refuses placeholders, names Event Hubs would refuse;
+`provision` validates only the models, as its input holds placeholders by design.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from ingestor.config import (
+    ALL_TABLES,
     Config,
     Document,
     EventHubsSourceConfig,
@@ -34,7 +36,10 @@ from ingestor.config import (
 )
 from ingestor.errors import ConfigError
 from ingestor.provision.arm import ENDPOINT_OUTPUT, RULE_IDS_OUTPUT
+from ingestor.provision.azure_rules import MAX_FLOWS_PER_DCR, MAX_STREAMS_PER_DCR
 from ingestor.provision.resolve import secrets_in
+from ingestor.provision.template import Rule, explain_rules, plan_rules
+from ingestor.tables import load_schemas
 
 # Placeholders refused where a real value is needed (docs/configuration.md, check-config, lists them):
 # the all-zero DCR id of the chart's defaults and the docs (the emulator's default DCR: allowed with static_token),
@@ -134,6 +139,7 @@ def problems(config: Config, document: Document) -> tuple[list[str], list[str]]:
         errors.append(_to_provision(list(destinations), document, outputs))
     errors.extend(_names(config, document, flagged))
     warnings = [*_ports_added(document), *_endpoint(config, document, flagged), *_inline_secrets(document)]
+    warnings.extend(_rule_ids(config, document, flagged))
     return errors, warnings
 
 
@@ -215,6 +221,94 @@ def _names(config: Config, document: Document, flagged: set[KeyPath]) -> Iterato
             )
 
 
+def _rule_ids(config: Config, document: Document, flagged: set[KeyPath]) -> Iterator[str]:
+    """The per-table DCR ids (`retention.destinations.<T>.<class>.rule_id`, `sink.tables.<T>.rule_id`) that do not
+    agree with the DCRs `ingestor provision` plans (`plan_rules`): tables one planned DCR holds must share one id,
+    and tables of different planned DCRs must not. Each DCR id goes with the planned DCR most of its tables are on;
+    a table whose id goes with another DCR, or whose DCR's other tables use another id, is named with both. A
+    warning, as DCRs made by hand may group tables otherwise; placeholders are errors of their own, and the
+    emulator's default DCR (the all-zero id) holds every stream."""
+    rules = plan_rules(config)
+    rule_of = {(d.table, d.retention_tag): rule for rule in rules for d in rule.destinations}
+    default = config.retention.default_class
+    entries: list[tuple[KeyPath, tuple[str, str], str]] = []
+    for table, classes in config.retention.destinations.items():
+        for name, settings in classes.items():
+            if settings.rule_id is not None:
+                entries.append((("retention", "destinations", table, name, "rule_id"), (table, name), settings.rule_id))
+    for table, override in config.sink.tables.items():
+        if override.rule_id is None:
+            continue
+        path: KeyPath = ("sink", "tables", table, "rule_id")
+        winner = config.retention.destinations.get(table, {}).get(default)
+        if winner is not None and winner.rule_id is not None:
+            if winner.rule_id != override.rule_id and path not in flagged:
+                yield (
+                    f"{'.'.join(path)}: {override.rule_id} is not used, retention.destinations.{table}.{default}."
+                    f"rule_id {winner.rule_id} is; remove it, or run {_OUTPUTS_COMMAND}, which writes both the same"
+                    f"{document.where(path)}"
+                )
+            continue
+        entries.append((path, (table, default), override.rule_id))
+    # The all-zero id is a placeholder (an error of its own) or the emulator's default DCR, which holds every stream.
+    entries = [e for e in entries if e[1] in rule_of and e[0] not in flagged and e[2] != ALL_ZERO_RULE_ID]
+    # Pair DCR ids with planned DCRs, the pairs most tables share first: one id per DCR, one DCR per id.
+    counts: dict[tuple[int, str], int] = {}
+    for _, destination, rule_id in entries:
+        key = (rules.index(rule_of[destination]), rule_id)
+        counts[key] = counts.get(key, 0) + 1
+    id_of: dict[int, str] = {}
+    rule_with: dict[str, int] = {}
+    for (index, rule_id), _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if index not in id_of and rule_id not in rule_with:
+            id_of[index], rule_with[rule_id] = rule_id, index
+    for path, (table, name), rule_id in entries:
+        index = rules.index(rule_of[(table, name)])
+        if id_of.get(index) == rule_id:
+            continue
+        rule = rules[index]
+        if rule_id in rule_with:
+            other = rules[rule_with[rule_id]]
+            what = f"{rule_id} is the DCR of {other.key} ({_tables(other)}), but provision puts {table} on {rule.key}"
+            what += f", whose DCR is {id_of[index]}" if index in id_of else ""
+        else:
+            what = f"{rule_id}, but provision puts {table} on {rule.key}, whose other tables use {id_of[index]}"
+        yield f"{'.'.join(path)}: {what}{_why(config, rule, rules)}; run {_OUTPUTS_COMMAND}{document.where(path)}"
+
+
+_OUTPUTS_COMMAND = (
+    "ingestor provision --config YOUR_CONFIG --out DIR --outputs DIR/outputs.json with the current template's "
+    "outputs, which sets every table's DCR"
+)
+
+
+def _tables(rule: Rule) -> str:
+    return ", ".join(d.table for d in rule.destinations)
+
+
+def _why(config: Config, rule: Rule, rules: list[Rule]) -> str:
+    """Why the plan has `rule` apart from the class's other DCRs, if it has any."""
+    name = rule.destinations[0].retention_tag
+    siblings = [r for r in rules if r.destinations[0].retention_tag == name]
+    if len(siblings) == 1:
+        return ""
+    if config.retention.classes[name].plan == "Auxiliary":
+        return f" (class {name} is Auxiliary: a DCR per table)"
+    count = sum(len(r.destinations) for r in siblings)
+    limit = min(MAX_FLOWS_PER_DCR, MAX_STREAMS_PER_DCR)
+    return f" (class {name} has {count} tables and a DCR holds at most {limit}: {len(siblings)} DCRs)"
+
+
+def rule_layout_comments(config: Config) -> str:
+    """YAML comment lines saying, for each class provision spreads over several DCRs, which tables each holds and
+    why (`template.explain_rules`); empty when every class fits one DCR."""
+    lines = explain_rules(config)
+    if not lines:
+        return ""
+    head = "# ingestor provision spreads these classes over several data collection rules:\n"
+    return head + "".join(f"#   {line}\n" for line in lines)
+
+
 def _ports_added(document: Document) -> Iterator[str]:
     source = document.doc.get("source")
     if not isinstance(source, dict) or source.get("type", "kafka") != "kafka":
@@ -266,23 +360,34 @@ def _inline_secrets(document: Document) -> Iterator[str]:
 
 def effective_yaml(checked: Checked) -> str:
     """The effective configuration as YAML (`Config.effective`), each value set by an environment variable with a
-    `# from INGESTOR_...` comment; read back, it is the same configuration."""
+    `# from INGESTOR_...` comment, `schemas.tables` with how many tables it selects, then the DCR layout of classes
+    provision spreads over several DCRs as comments (`rule_layout_comments`); read back, it is the same
+    configuration."""
     text = yaml.safe_dump(checked.config.effective(), sort_keys=False, width=1_000_000)
-    variables = {path: o.variable for path, o in checked.document.origins.items() if o.variable}
-    if not variables:
-        return text
+    notes = {path: f"from {o.variable}" for path, o in checked.document.origins.items() if o.variable}
+    selection = ("schemas", "tables")
+    notes[selection] = "; ".join(filter(None, (notes.get(selection), selection_note(checked.config))))
     lines = text.splitlines()
     above: dict[int, str] = {}
     for path, start, value in node_entries(yaml.compose(text)):
-        variable = variables.get(path)
-        if variable is None:
+        note = notes.get(path)
+        if note is None:
             continue
         line = start.start_mark.line
         if value.start_mark.line != line or value.end_mark.line == line:  # nothing of the value follows on the line
-            lines[line] += f"  # from {variable}"
+            lines[line] += f"  # {note}"
         else:  # a scalar continued on the next lines: the comment goes above it
-            above[line] = " " * start.start_mark.column + f"# from {variable}"
-    return "".join((f"{above[i]}\n" if i in above else "") + f"{line}\n" for i, line in enumerate(lines))
+            above[line] = " " * start.start_mark.column + f"# {note}"
+    text = "".join((f"{above[i]}\n" if i in above else "") + f"{line}\n" for i, line in enumerate(lines))
+    return text + rule_layout_comments(checked.config)
+
+
+def selection_note(config: Config) -> str:
+    """How many tables `schemas.tables` selects, of those with a schema file."""
+    known, chosen = len(load_schemas()), len(config.tables)
+    if config.schemas.tables == ALL_TABLES:
+        return f"all {known} tables with a schema file"
+    return f"{chosen} of the {known} tables with a schema file; records of the others are skipped and counted"
 
 
 def _strings(node: Any, at: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:

@@ -2,8 +2,8 @@
 
 Labels are bounded: table, destination (table name), retention tag, reason, status class, outcome, topic and
 partition come from the configuration and the code; the two taken from input, `category` and `column`, are capped
-where they are made (`ingestor.bounds`, `pipeline.decode`). The hot path (decoding, delivery) updates metrics once
-per batch, never per event.
+where they are made (`ingestor.bounds`, `pipeline.decode`); the `column` of converted values is a schema's
+column. The hot path (decoding, delivery) updates metrics once per batch, never per event.
 """
 
 from __future__ import annotations
@@ -55,6 +55,14 @@ class Metrics:
             "ingestor_truncated_fields",
             "Field values cut to validation.max_field_bytes",
             ["table"],
+            registry=r,
+        )
+        self.values_converted = Counter(
+            "ingestor_values_converted",
+            "Values of rows made that were one of Defender's own spellings of a value of their column's type, "
+            "converted (rule: empty_as_null, text_as_integer, text_as_real, text_as_boolean, integer_as_boolean, "
+            "number_as_text, boolean_as_text)",
+            ["table", "column", "rule"],
             registry=r,
         )
         self.unmapped_column_bytes = Counter(

@@ -2,15 +2,15 @@
 
 Configuration names classes (plan, interactive and total retention, checked against Azure's limits per plan) and
 rules that pick a class per row, by table and optionally by a column predicate, first match wins. A (table, class)
-pair is a Destination; `TableRoute` picks one per decoded row, and `build_routes` makes every table's route from
-the retention settings and the sink's defaults. Pure: no I/O but reading the schema files once
-(`tables.load_schemas`, cached).
+pair is a Destination; `TableRoute` picks one per decoded row, and `build_routes` makes the route of every table
+given (the ingested ones, `config.Config.routes`) from the retention settings and the sink's defaults. Pure: no I/O
+but reading the schema files once (`tables.load_schemas`, cached).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -114,7 +114,7 @@ class Predicate(_Model):
 
 
 class Rule(_Model):
-    """Rows of `tables` (all tables when empty) that pass `when` (all rows when unset) go to `class`."""
+    """Rows of `tables` (every ingested table when empty) that pass `when` (all rows when unset) go to `class`."""
 
     tables: list[str] = []
     when: Predicate | None = None
@@ -166,8 +166,10 @@ class RetentionConfig(_Model):
             if rule.class_ not in self.classes:
                 raise ValueError(f"{where}: class {rule.class_!r} is not one of {sorted(self.classes)}")
             _check_tables(rule.tables, schemas, where)
+            # A rule naming no table tests the column of every ingested table: `config.Config` checks those, as only
+            # it knows which tables are ingested (`schemas.tables`).
             if rule.when is not None:
-                for table in rule.tables or sorted(schemas):
+                for table in rule.tables:
                     if rule.when.column not in schemas[table].column_names:
                         raise ValueError(f"{where}: {table} has no column {rule.when.column!r}")
         _check_tables(list(self.destinations), schemas, "destinations")
@@ -256,10 +258,15 @@ class SinkDefaults(Protocol):
     def tables(self) -> Mapping[str, DestinationNames]: ...
 
 
-def build_routes(sink: SinkDefaults, retention: RetentionConfig | None = None) -> dict[str, TableRoute]:
-    """Per table, the destinations its rows can go to and the rules that pick one."""
+def build_routes(
+    sink: SinkDefaults, retention: RetentionConfig | None = None, tables: Collection[str] | None = None
+) -> dict[str, TableRoute]:
+    """Per table (of `tables`, default every table with a schema), the destinations its rows can go to and the
+    rules that pick one."""
     retention = retention or RetentionConfig()
-    return {table: _route(schema, sink, retention) for table, schema in load_schemas().items()}
+    schemas = load_schemas()
+    chosen = schemas if tables is None else {t: s for t, s in schemas.items() if t in tables}
+    return {table: _route(schema, sink, retention) for table, schema in chosen.items()}
 
 
 def _route(schema: TableSchema, sink: SinkDefaults, retention: RetentionConfig) -> TableRoute:

@@ -53,6 +53,9 @@ class Column:
     # "promoted": a column Defender added after our schema files, declared by `schemas.extra_columns`.
     origin: Literal["stream", "table", "added", "promoted"]
     description: str
+    # "dynamic" where Microsoft's table reference documents the column as dynamic but Log Analytics stores another
+    # type (IdentityInfo.Tags): the stream sends arrays or objects there, which the column keeps as JSON text.
+    stream_type: Literal["dynamic"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,13 @@ def schema_dir() -> Path:
 def parse_schema(doc: dict[str, object], origin: str) -> TableSchema:
     try:
         columns = tuple(
-            Column(name=c["name"], type=c["type"], origin=c["origin"], description=c.get("description", ""))
+            Column(
+                name=c["name"],
+                type=c["type"],
+                origin=c["origin"],
+                description=c.get("description", ""),
+                stream_type=c.get("stream_type"),
+            )
             for c in doc["columns"]  # type: ignore[attr-defined]
         )
         schema = TableSchema(
@@ -101,7 +110,7 @@ def parse_schema(doc: dict[str, object], origin: str) -> TableSchema:
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise SchemaError(f"{origin}: malformed schema ({exc!r})") from exc
-    bad = [c.name for c in columns if c.type not in COLUMN_TYPES]
+    bad = [c.name for c in columns if c.type not in COLUMN_TYPES or c.stream_type not in (None, "dynamic")]
     if bad:
         raise SchemaError(f"{origin}: unknown column types for {bad}")
     missing = set(schema.required) - set(schema.column_names)

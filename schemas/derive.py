@@ -1,10 +1,11 @@
-"""Derive one schema file per table from the reference column list.
+"""Derive one schema file per table from the compiled column references in schemas/source/.
 
 Usage: python schemas/derive.py [--check]
 
-Reads schemas/source/device-tables.json (the compiled Defender/Log Analytics
-column reference) and writes schemas/<Table>.json. With --check, exits 1 if a
-written file differs from what would be derived, so CI catches hand edits.
+Reads every schemas/source/*.json (each a compiled Defender/Log Analytics column reference: `_sources`, `_notes`,
+`_required` and one column list per table) and writes schemas/<Table>.json for every table they hold. With
+--check, writes nothing and exits 1 if a schema file differs from its derivation or no source derives it, so CI
+catches hand edits.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "source" / "device-tables.json"
+SOURCES = HERE / "source"
 
-# Log Analytics adds these itself or reserves them; a producer must never send them.
-RESERVED = {"TenantId", "Type", "SourceSystem", "_BilledSize", "_IsBillable", "_ResourceId", "TimeGenerated"}
-# Without these a row cannot be identified or placed in time (DESIGN section 2).
-REQUIRED = ["Timestamp", "DeviceId", "DeviceName"]
+# Log Analytics adds these columns itself; a producer never sends them, so no schema carries them. Every other
+# column is kept, whatever its name: a Defender column named like a reserved one (AlertInfo.Title, IdentityInfo.Type)
+# is provisioning's to store, not the derivation's to drop.
+LOG_ANALYTICS_COLUMNS = {"standard", "standard-hidden"}
 # Reference vocabulary -> Tables API / DCR stream declaration vocabulary.
 TYPES = {
     "string": "string",
@@ -53,14 +54,18 @@ ADDED = [
 ]
 
 
-def derive(reference: dict) -> dict[str, dict]:
+def derive(reference: dict, origin: str = "reference") -> dict[str, dict]:
+    """The schema of every table in one reference; its `_required` names the columns each of them needs."""
+    required = reference.get("_required")
+    if not isinstance(required, list) or not required or not all(isinstance(r, str) for r in required):
+        raise SystemExit(f"{origin}: _required must list the required column names")
     tables = {}
     for table, columns in reference.items():
         if table.startswith("_"):
             continue
         out = []
         for col in columns:
-            if col["name"] in RESERVED or col["la"] == "standard-hidden":
+            if col["la"] in LOG_ANALYTICS_COLUMNS:
                 continue
             entry = {
                 "name": col["name"],
@@ -70,17 +75,32 @@ def derive(reference: dict) -> dict[str, dict]:
             }
             if col["stream"] == "no":
                 entry["origin"] = "table"  # a Sentinel column the stream never carries
+            elif TYPES.get(col.get("defender_type") or "") == "dynamic" and entry["type"] != "dynamic":
+                entry["stream_type"] = "dynamic"  # Defender documents JSON here: the stream may send an array
             out.append(entry)
         names = [c["name"] for c in out]
-        missing = [r for r in REQUIRED if r not in names]
+        missing = [r for r in required if r not in names]
         if missing:
-            raise SystemExit(f"{table}: required columns {missing} absent from the reference")
+            raise SystemExit(f"{origin}: {table}: required columns {missing} absent from the reference")
         tables[table] = {
             "table": table,
             "category": f"AdvancedHunting-{table}",
-            "required": REQUIRED,
+            "required": required,
             "columns": out + ADDED,
         }
+    return tables
+
+
+def derive_all(directory: Path = SOURCES) -> dict[str, dict]:
+    """The schema of every table in every reference under `directory`, by table name; a table in two is an error."""
+    tables: dict[str, dict] = {}
+    for path in sorted(directory.glob("*.json")):
+        for table, schema in derive(json.loads(path.read_text(encoding="utf-8")), path.name).items():
+            if table in tables:
+                raise SystemExit(f"{path.name}: {table} is already derived from another reference")
+            tables[table] = schema
+    if not tables:
+        raise SystemExit(f"no column references in {directory}")
     return tables
 
 
@@ -89,16 +109,20 @@ def render(schema: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    tables = derive(json.loads(SOURCE.read_text()))
+    tables = derive_all()
     stale = []
     for table, schema in tables.items():
         path = HERE / f"{table}.json"
         text = render(schema)
         if "--check" in argv:
-            if not path.exists() or path.read_text() != text:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
                 stale.append(path.name)
         else:
-            path.write_text(text)
+            path.write_text(text, encoding="utf-8")
+    orphans = sorted(p.name for p in HERE.glob("*.json") if p.stem not in tables)
+    if orphans:
+        print(f"schema files no reference derives (remove them or add their table to schemas/source/): {orphans}")
+        return 1
     if stale:
         print(f"stale schema files (run python schemas/derive.py): {', '.join(stale)}")
         return 1

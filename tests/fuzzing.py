@@ -26,7 +26,7 @@ SCHEMAS = load_schemas()
 BY_CATEGORY = {schema.category: schema for schema in SCHEMAS.values()}
 _HERE = Path(__file__).resolve().parent
 SAMPLES_DIRS = (SAMPLES_DIR, _HERE.parent.parent / "shared" / "reference" / "samples")
-REQUIRED = ("Timestamp", "DeviceId", "DeviceName")
+REQUIRED = tuple(dict.fromkeys(name for schema in SCHEMAS.values() for name in schema.required))
 
 # Tallies of what the campaign produced, printed at the end of `make fuzz`: outcome -> count, case kind -> count.
 OUTCOMES: Counter[str] = Counter()
@@ -43,6 +43,17 @@ def load_samples() -> list[dict[str, Any]]:
 
 
 SAMPLES = load_samples()
+
+
+def sample_conversions(record: Obj) -> dict[str, tuple[Any, str]]:
+    """The conversions a sample as captured already needs (real records carry Defender's own spellings): column ->
+    (the value its row holds, the rule), from a decode of the sample alone."""
+    from ingestor.pipeline.decode import MessageDecoder
+
+    result = MessageDecoder(SCHEMAS).decode(json.dumps(record).encode())
+    (row,) = result.rows
+    values = json.loads(row.body)
+    return {column: (values.get(column), rule) for (_, column, rule) in result.converted}
 
 
 def examples(share: float, default_total: int = 3_000) -> int:
@@ -329,6 +340,96 @@ def dynamic_text(draw: Draw, record: Obj) -> str:
     return f"dynamic {column} = {_value_repr(value)}"
 
 
+# Defender's own spellings of a value of each column type (converted: tests/test_type_drift.py), as strategies
+# of (the value as written, the value the row must hold, the rule).
+_INT_RANGE, _LONG_RANGE = (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
+EMPTY = st.just(("", None, "empty_as_null"))
+
+
+def _integers(low: int, high: int) -> st.SearchStrategy[tuple[Any, Any, str]]:
+    numbers = st.integers(low, high) | st.sampled_from([low, high, 0, -1, 1])
+
+    def padded(n: int, zeros: int) -> tuple[Any, Any, str]:  # leading zeros, even more than int() takes
+        return ("-" if n < 0 else "") + "0" * zeros + str(abs(n)), n, "text_as_integer"
+
+    return (
+        EMPTY
+        | numbers.map(lambda n: (str(n), n, "text_as_integer"))
+        | st.builds(padded, numbers, st.sampled_from([1, 30, 5_000]))
+    )
+
+
+_FLAGS = st.sampled_from(["0", "1", "true", "false", "True", "False", "TRUE", "fAlSe"])
+SPELLINGS: dict[str, st.SearchStrategy[tuple[Any, Any, str]]] = {
+    "int": _integers(*_INT_RANGE),
+    "long": _integers(*_LONG_RANGE),
+    "real": EMPTY
+    | st.floats(allow_nan=False, allow_infinity=False).map(lambda f: (json.dumps(f), f, "text_as_real"))
+    | st.integers(-(10**15), 10**15).map(lambda n: (str(n), float(n), "text_as_real")),
+    "boolean": EMPTY
+    | _FLAGS.map(lambda t: (t, t.lower() in ("1", "true"), "text_as_boolean"))
+    | st.sampled_from([0, 1]).map(lambda n: (n, n == 1, "integer_as_boolean")),
+    "datetime": EMPTY,
+    "guid": EMPTY,
+    "dynamic": EMPTY,
+    "string": st.integers().map(lambda n: (n, str(n), "number_as_text"))
+    | st.booleans().map(lambda b: (b, "true" if b else "false", "boolean_as_text")),
+}
+# Values next to a spelling that are none: dead-lettered (invalid_type, invalid_value), or, where any value goes
+# (dynamic), kept as they are.
+NEAR_SPELLINGS: dict[str, list[Any]] = {
+    "int": ["5.0", 5.0, " 1", "1 ", "+1", "1e3", "0x10", "1_000", "\u0663", "2147483648", "-", "--1", True],
+    "long": [5.5, "9223372036854775808", "-9223372036854775809", "9" * 40, "12\n", "\uff11\uff12"],  # fullwidth digits
+    "real": ["NaN", "Infinity", "-Infinity", "1e400", ".5", "5.", "+1", "1,5", "0x1p3", True],
+    "boolean": ["yes", "no", " 1", "2", "t", "f", "tru", "tru\u0435", 2, -1, 1.0, "0.0"],  # a Cyrillic e
+    "datetime": [" ", "0", 0, "null"],
+    "guid": [" ", "0", 0, "{}"],
+    "dynamic": [" "],
+    "string": [{"a": 1}, [1], [], {}],
+}
+
+
+def respell(draw: Draw, record: Obj) -> str:
+    """A typed column of the record's table written as Defender writes it (a spelling), or as a value next to one."""
+    props, schema = _properties(record), _schema_of(record)
+    if props is None or schema is None:
+        return "respell: no table"
+    by_type: dict[str, list[Any]] = {}
+    for c in schema.columns:
+        if c.origin != "added":
+            by_type.setdefault(c.type, []).append(c)
+    column = draw(st.sampled_from(by_type[draw(st.sampled_from(sorted(by_type)))]))  # each type as often
+    if draw(st.sampled_from(["spelling", "spelling", "spelling", "near"])) == "spelling":
+        value = draw(SPELLINGS[column.type])[0]
+    else:
+        value = draw(st.sampled_from(NEAR_SPELLINGS[column.type]))
+    props.set(column.name, value)
+    return f"respell {column.name} ({column.type}) as {_value_repr(value)}"
+
+
+AS_CAPTURED = [sample_conversions(s) for s in SAMPLES]
+
+
+@st.composite
+def drifted(draw: Draw) -> tuple[list[dict[str, Any]], list[dict[str, tuple[Any, str]]]]:
+    """1-5 sample records, each with 1-8 of its optional typed columns written as one of Defender's spellings; and
+    per record, column -> (the value its row must hold, the rule that converts it)."""
+    records, expected = [], []
+    for _ in range(draw(st.integers(1, 5))):
+        index = draw(st.integers(0, len(SAMPLES) - 1))
+        record = copy.deepcopy(SAMPLES[index])
+        schema = BY_CATEGORY[record["category"]]
+        columns = [c for c in schema.input_columns if c.name not in schema.required]
+        changes = dict(AS_CAPTURED[index])
+        for column in draw(st.lists(st.sampled_from(columns), min_size=1, max_size=8, unique=True)):
+            written, value, rule = draw(SPELLINGS[column.type])
+            record["properties"][column.name] = written
+            changes[column.name] = (value, rule)
+        records.append(record)
+        expected.append(changes)
+    return records, expected
+
+
 def category(draw: Draw, record: Obj) -> str:
     value = draw(
         st.one_of(
@@ -359,7 +460,7 @@ def tenant(draw: Draw, record: Obj) -> str:
 
 MUTATIONS = (
     rename_key, rename_key, add_column, add_column, swap_value, swap_value, swap_value, drop_column, duplicate_key,
-    dynamic_text, category, properties, tenant,
+    dynamic_text, category, properties, tenant, respell, respell,
 )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from ingestor.run.flow import Flow, cancel
 from ingestor.tables import load_schemas
 from ingestor_tools import SAMPLES_DIR
 
+KINDS = {table: {(c.name, c.type) for c in schema.columns} for table, schema in load_schemas().items()}
 SAMPLES = {
     r["category"].removeprefix("AdvancedHunting-"): r
     for path in sorted(SAMPLES_DIR.glob("*.json"))
@@ -92,7 +93,8 @@ def records(count: int, seed: int) -> tuple[list[dict[str, Any]], dict[int, str]
     Returns the records and, by ReportId, the TimeGenerated an Auxiliary row of that record must have.
     """
     rng = random.Random(seed)
-    tables = sorted(SAMPLES)
+    # The tables whose ReportId is a long and that have a DeviceName, which the records are keyed and padded by.
+    tables = sorted(t for t in SAMPLES if {("ReportId", "long"), ("DeviceName", "string")} <= KINDS[t])
     out, expected = [], {}
     moments = [START + timedelta(microseconds=rng.randrange(int(SPAN.total_seconds() * 1e6))) for _ in range(count)]
     rng.shuffle(moments)

@@ -250,3 +250,45 @@ def test_an_iso_8601_query_period_is_the_window_of_a_rule(tmp_path: Path) -> Non
     done = check_queries(tmp_path, one_file(tmp_path, "rule.yaml", yaml.safe_dump(rule)))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "the query reads 100 days back, class hot keeps 90 days queryable" in done.stdout
+
+
+# The new tables: columns stored under another name (Title, Type, TenantId) read as the native ones, and findings
+# on them like on the Device tables.
+XDR_RETENTION = {
+    "default_class": "hot",
+    "classes": {"hot": {"retention_days": 90}, "archive": {"plan": "Auxiliary", "total_retention_days": 1095}},
+    "rules": [{"tables": ["AlertEvidence", "IdentityInfo"], "class": "archive"}],
+    "destinations": {"IdentityInfo": {"archive": {"drop_columns": ["TenantId"]}}},
+}
+ALERTS_QUERY = """\
+// Ransomware alerts with the files they name
+AlertInfo
+| where Title has "ransom"
+| join kind=inner (
+    AlertEvidence | where EntityType == "File" | project AlertId, FileName, SHA256, EvidenceTitle = Title
+) on AlertId
+| project Timestamp, Title, Severity, FileName, SHA256, EvidenceTitle
+"""
+IDENTITY_RULE = {
+    "name": "Service identities of another tenant",
+    "kind": "Scheduled",
+    "queryFrequency": "1h",
+    "queryPeriod": "1h",
+    "query": "IdentityInfo\n| where Type == 'ServiceAccount' and TenantId != ''\n"
+    "| summarize arg_max(Timestamp, *) by AccountUpn\n| project AccountUpn, AccountUPN, Type, SourceSystem\n",
+}
+
+
+def test_queries_over_the_new_tables_compile_and_their_needs_are_found(tmp_path: Path) -> None:
+    rules = one_file(tmp_path, "alerts.kql", ALERTS_QUERY)
+    (rules / "identity.yaml").write_text(yaml.safe_dump(IDENTITY_RULE))
+    done = check_queries(tmp_path, rules, retention=XDR_RETENTION)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "2 queries checked against the workspace this configuration provisions: 0 would break, 0 could not be " \
+        "checked, 2 compile" in done.stdout  # fmt: skip
+    rule = "identity.yaml (Service identities of another tenant): IdentityInfo, class archive (plan Auxiliary)"
+    assert f"{rule}: a scheduled rule cannot query an Auxiliary table; retention.rules[0] sends rows there." \
+        in done.stdout  # fmt: skip
+    assert f"{rule}: column TenantId is always null for rows of class archive." in done.stdout
+    assert "fix: keep it: remove it from retention.destinations.IdentityInfo.archive.drop_columns" in done.stdout
+    assert "2 findings" in done.stdout and "alerts.kql" not in done.stdout  # a hunting query over both plans: fine

@@ -14,6 +14,7 @@ from ingestor.config import ConfigError, load_config, parse_config
 from ingestor.config_check import load_runnable
 from ingestor.connect.kafka import EntraTokenProvider
 from ingestor.sources.kafka import consumer_settings
+from ingestor.tables import load_schemas
 
 RULE = "dcr-" + "ab" * 16
 SECRET = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0"
@@ -50,8 +51,9 @@ def test_minimal_config_and_defaults() -> None:
     assert config.validation.unknown_columns == "keep"  # new Defender columns land in UnmappedColumns
     assert config.sink.max_request_bytes == 1_040_000 < 1_048_576
     assert config.source.commit_interval_secs >= 0.25
+    assert config.schemas.tables == "all" and config.tables == tuple(load_schemas())  # every table with a schema
     routes = config.routes()
-    assert len(routes) == 10 and all(r.fixed is r.fallback for r in routes.values())
+    assert list(routes) == list(load_schemas()) and all(r.fixed is r.fallback for r in routes.values())
     process = routes["DeviceProcessEvents"].fallback
     assert (process.rule_id, process.stream, process.table_name) == (
         RULE,
@@ -127,6 +129,143 @@ def test_errors_name_the_key_and_the_fix(change: Any, expected: str) -> None:
     change(doc)
     found = problems(doc)
     assert any(expected in p for p in found), found
+
+
+# -- schemas.tables: which tables are ingested ----------------------------------------------------------------
+
+CHOSEN = ["DeviceProcessEvents", "DeviceNetworkEvents"]
+
+
+def selecting(tables: Any, **sections: Any) -> dict[str, Any]:
+    doc = base()
+    doc["schemas"] = {"tables": tables}
+    for name, section in sections.items():
+        doc.setdefault(name, {}).update(section)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "tables"),
+    [
+        (CHOSEN, None, ("DeviceNetworkEvents", "DeviceProcessEvents")),  # in schema-file order
+        ("all", None, tuple(load_schemas())),
+        (None, "DeviceProcessEvents,DeviceNetworkEvents", ("DeviceNetworkEvents", "DeviceProcessEvents")),
+        (None, "[DeviceInfo]", ("DeviceInfo",)),
+        (None, "ALL", tuple(load_schemas())),
+        ("DeviceInfo", None, ("DeviceInfo",)),
+    ],
+)
+def test_schemas_tables_is_all_or_a_list_also_from_the_environment(
+    value: Any, env: str | None, tables: tuple[str, ...], tmp_path: Path
+) -> None:
+    doc = base() if value is None else selecting(value)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    config = load_config(path, {} if env is None else {"INGESTOR_SCHEMAS__TABLES": env})
+    assert config.tables == tables
+    assert tuple(config.routes()) == tuple(config.table_schemas()) == tables
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            selecting(["DeviceProcessEvents", "DeviceProcesEvents"]),
+            "schemas.tables.1: 'DeviceProcesEvents' is no table with a schema; did you mean DeviceProcessEvents",
+        ),
+        (
+            selecting(["deviceinfo"]),
+            "schemas.tables.0: 'deviceinfo' is no table with a schema; did you mean DeviceInfo?",
+        ),
+        (
+            selecting(["Zork"]),
+            "schemas.tables.0: 'Zork' is no table with a schema; the tables with a schema are "
+            + ", ".join(load_schemas()),
+        ),
+        (
+            selecting(["DeviceInfo", "DeviceEvents", "DeviceInfo"]),
+            "schemas.tables.2: DeviceInfo is listed twice (also schemas.tables.0); list each table once",
+        ),
+        (
+            selecting([]),
+            "schemas.tables: an empty list ingests no table (every record would be skipped); list the tables to "
+            "ingest, e.g. [DeviceProcessEvents, EmailEvents], or write all for every table with a schema",
+        ),
+        (
+            selecting(5),
+            "schemas.tables: expected all or a list of table names, e.g. [DeviceProcessEvents, EmailEvents]; got 5",
+        ),
+        (
+            selecting({"DeviceInfo": True}),
+            "schemas.tables: expected all or a list of table names, e.g. [DeviceProcessEvents, EmailEvents]; got a "
+            "mapping",
+        ),
+        (
+            selecting(CHOSEN, sink={"tables": {"DeviceInfo": {"rule_id": RULE}}}),
+            "sink.tables.DeviceInfo: DeviceInfo is not ingested (not in schemas.tables): add it to schemas.tables or "
+            "remove sink.tables.DeviceInfo",
+        ),
+        (
+            selecting(
+                CHOSEN,
+                retention={
+                    "classes": {"default": {}, "cold": {}},
+                    "rules": [
+                        {"tables": ["DeviceProcessEvents"], "class": "cold"},
+                        {"tables": ["DeviceNetworkEvents", "DeviceFileEvents"], "class": "cold"},
+                    ],
+                },
+            ),
+            "retention.rules.1.tables.1: DeviceFileEvents is not ingested (not in schemas.tables): add it to "
+            "schemas.tables or remove it from the rule's tables",
+        ),
+        (
+            selecting(CHOSEN, retention={"destinations": {"DeviceInfo": {"default": {"table_name": "Info_CL"}}}}),
+            "retention.destinations.DeviceInfo: DeviceInfo is not ingested (not in schemas.tables): add it to "
+            "schemas.tables or remove retention.destinations.DeviceInfo",
+        ),
+        (
+            selecting(CHOSEN, schemas={"extra_columns": {"DeviceFileEvents": {"FileRiskScore": "long"}}}),
+            "schemas.extra_columns.DeviceFileEvents: DeviceFileEvents is not ingested (not in schemas.tables): add "
+            "it to schemas.tables or remove schemas.extra_columns.DeviceFileEvents",
+        ),
+        (
+            selecting(
+                ["DeviceProcessEvents", "DeviceInfo"],
+                retention={
+                    "classes": {"default": {}, "cold": {}},
+                    "rules": [{"when": {"column": "ActionType", "equals": "ProcessCreated"}, "class": "cold"}],
+                },
+            ),
+            "retention.rules.0.when.column: DeviceInfo has no column 'ActionType'; a rule without tables applies to "
+            "every ingested table: name the tables it is for in retention.rules.0.tables",
+        ),
+    ],
+)
+def test_schemas_tables_errors_name_the_key_the_value_and_the_fix(doc: dict[str, Any], expected: str) -> None:
+    found = problems(doc)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_keys_naming_selected_tables_pass_and_a_rule_without_tables_tests_only_the_selected_ones() -> None:
+    retention = {
+        "classes": {"default": {}, "cold": {}},
+        # No table named: every ingested table (both have ActionType; DeviceInfo, which has none, is not ingested).
+        "rules": [{"when": {"column": "ActionType", "equals": "ConnectionFailed"}, "class": "cold"}],
+        "destinations": {"DeviceProcessEvents": {"cold": {"drop_columns": ["ProcessVersionInfoFileDescription"]}}},
+    }
+    doc = selecting(
+        CHOSEN,
+        retention=retention,
+        sink={"tables": {"DeviceNetworkEvents": {"rule_id": RULE}}},
+        schemas={"extra_columns": {"DeviceProcessEvents": {"ProcessRiskScore": "long"}}},
+    )
+    config = parse_config(doc)
+    routes = config.routes()
+    assert set(routes) == set(CHOSEN)
+    assert {d.retention_tag for d in routes["DeviceNetworkEvents"].destinations} == {"default", "cold"}
+    with pytest.raises(ConfigError, match="DeviceInfo has no column 'ActionType'"):
+        parse_config(selecting([*CHOSEN, "DeviceInfo"], retention=retention))
 
 
 def test_broken_yaml_and_missing_file_are_clear(tmp_path: Path) -> None:

@@ -26,10 +26,12 @@ from ingestor.config import (
     parse_config,
     read_document,
 )
-from ingestor.config_check import CHART_SECRET_KEYS, EVENT_HUB_NAME, load_runnable, problems
+from ingestor.config_check import CHART_SECRET_KEYS, EVENT_HUB_NAME, load_runnable, problems, rule_layout_comments
 from ingestor.errors import ConfigError
+from ingestor.provision.resolve import resolve_config
 from ingestor.provision.template import plan_rules
 from ingestor.sources.kafka import consumer_settings
+from ingestor.tables import load_schemas
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE = "dcr-5f1c0e2a9b7d4c3e8a6f2b1d0c9e8f7a"
@@ -433,7 +435,60 @@ def test_every_pattern_of_the_models_has_a_meaning() -> None:
     assert found and found <= set(PATTERN_MEANINGS), found - set(PATTERN_MEANINGS)
 
 
+@pytest.mark.process
+def test_a_table_not_known_or_not_ingested_is_refused_by_key_and_file_line(tmp_path: Path) -> None:
+    text = GOOD + (
+        "schemas:\n"  # line 11
+        "  tables:\n"
+        "    - DeviceProcessEvents\n"
+        "    - DeviceNetworkEvent\n"  # line 14
+    )
+    (line,) = error_lines(check_config(write(tmp_path, text)))
+    assert line == (
+        "schemas.tables.1: 'DeviceNetworkEvent' is no table with a schema; did you mean DeviceNetworkEvents? "
+        "(from c.yaml line 14)"
+    )
+    text = replaced("DeviceNetworkEvent\n", "DeviceNetworkEvents\n", text) + (
+        "retention:\n"  # line 15
+        "  classes: {default: {}, cold: {}}\n"
+        "  rules:\n"
+        "    - tables: [DeviceNetworkEvents, DeviceFileEvents]\n"  # line 18
+        "      class: cold\n"
+    )
+    (line,) = error_lines(check_config(write(tmp_path, text)))
+    assert line == (
+        "retention.rules.0.tables.1: DeviceFileEvents is not ingested (not in schemas.tables): add it to "
+        "schemas.tables or remove it from the rule's tables (from c.yaml line 18)"
+    )
+    (line,) = error_lines(check_config(write(tmp_path, GOOD), INGESTOR_SCHEMAS__TABLES="DeviceInfo,,DeviceInf"))
+    assert line.startswith("schemas.tables.1: 'DeviceInf' is no table with a schema; did you mean DeviceInfo")
+    assert line.endswith("(from INGESTOR_SCHEMAS__TABLES)")
+
+
 # -- the effective configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.process
+def test_the_effective_configuration_shows_which_tables_are_ingested(tmp_path: Path) -> None:
+    known = len(load_schemas())
+    done = check_config(write(tmp_path, GOOD))
+    assert f"  tables: all  # all {known} tables with a schema file" in done.stdout.splitlines()
+    assert yaml.safe_load(done.stdout)["schemas"]["tables"] == "all"
+    text = GOOD + "schemas: {tables: [DeviceProcessEvents, DeviceNetworkEvents]}\n"
+    done = check_config(write(tmp_path, text))
+    lines = done.stdout.splitlines()
+    note = f"2 of the {known} tables with a schema file; records of the others are skipped and counted"
+    assert f"  tables:  # {note}" in lines
+    assert lines[lines.index(f"  tables:  # {note}") + 1 :][:2] == [
+        "  - DeviceProcessEvents",
+        "  - DeviceNetworkEvents",
+    ]
+    done = check_config(write(tmp_path, GOOD), INGESTOR_SCHEMAS__TABLES="DeviceInfo")
+    assert f"  tables:  # from INGESTOR_SCHEMAS__TABLES; 1 of the {known} tables" in done.stdout
+    # Read back, it is the same configuration.
+    again = check_config(write(tmp_path, done.stdout, "again.yaml"))
+    assert yaml.safe_load(again.stdout) == yaml.safe_load(done.stdout)
+    assert yaml.safe_load(done.stdout)["schemas"]["tables"] == ["DeviceInfo"]
 
 
 @pytest.mark.process
@@ -526,3 +581,116 @@ def test_load_runnable_raises_config_error_lines(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_runnable(write(tmp_path, replaced(RULE, ZERO)), env())
     assert raised.value.problems[0].startswith("sink.rule_id is a placeholder")
+
+
+# -- the DCRs provision spreads a class over ------------------------------------------------------------------
+
+SPLIT = GOOD + (
+    "retention:\n  default_class: hot\n  classes:\n    hot: {retention_days: 90}\n    archive: {plan: Auxiliary}\n"
+    "  rules:\n    - {tables: [DeviceNetworkEvents, DeviceFileEvents], class: archive}\n"
+)
+
+
+def provisioned_doc(text: str = SPLIT) -> tuple[dict[str, Any], dict[str, str]]:
+    """`text` as `ingestor provision --outputs` writes it, and the DCR id it gives each planned key."""
+    doc = yaml.safe_load(text)
+    config = parse_config(doc)
+    ids = {rule.key: f"dcr-{i + 1:032x}" for i, rule in enumerate(plan_rules(config))}
+    outputs = {"logsIngestionEndpoint": {"value": ENDPOINT}, "dataCollectionRuleIds": {"value": ids}}
+    return resolve_config(doc, config, outputs), ids
+
+
+def doc_problems(doc: dict[str, Any], tmp: Path, **variables: str) -> tuple[list[str], list[str]]:
+    return runnable_problems(yaml.safe_dump(doc, sort_keys=False), tmp, **variables)
+
+
+@pytest.mark.process
+def test_check_config_shows_the_dcrs_a_class_is_spread_over_as_comments(tmp_path: Path) -> None:
+    done = check_config(write(tmp_path, SPLIT))
+    assert warning_lines(done) == []  # nothing to fix: the configuration names no DCR per table
+    comments = [line for line in done.stdout.splitlines() if line.startswith("#")]
+    assert comments[:2] == [
+        "# ingestor provision spreads these classes over several data collection rules:",
+        "#   class hot: 20 tables in 2 DCRs: a DCR holds at most 10 data flows and 10 streams, one of each per table",
+    ]
+    hot = sorted(t for t in load_schemas() if t not in ("DeviceNetworkEvents", "DeviceFileEvents"))
+    assert comments[2:4] == [f"#     hot_1: {', '.join(hot[:10])}", f"#     hot_2: {', '.join(hot[10:])}"]
+    assert comments[4] == (
+        "#   class archive (plan Auxiliary): 2 tables, a DCR each: older documentation allows a DCR that feeds an "
+        "Auxiliary table no other table"
+    )
+    assert "#     archive_DeviceFileEvents: DeviceFileEvents" in comments
+    assert yaml.safe_load(done.stdout)["retention"]["default_class"] == "hot"  # comments: the YAML is unchanged
+
+
+def test_classes_that_fit_a_dcr_each_get_no_comment() -> None:
+    tables = sorted(load_schemas())
+    retention = {
+        "default_class": "c",
+        "classes": {"a": {}, "b": {}, "c": {}},
+        "rules": [{"tables": tables[:8], "class": "a"}, {"tables": tables[8:15], "class": "b"}],
+    }
+    config = parse_config(yaml.safe_load(GOOD) | {"retention": retention})
+    assert [rule.key for rule in plan_rules(config)] == ["a", "b", "c"]
+    assert rule_layout_comments(config) == ""
+    assert rule_layout_comments(parse_config(yaml.safe_load(GOOD))).count("\n#     default_") == 3
+
+
+def test_a_provisioned_configuration_agrees_with_the_plan(tmp_path: Path) -> None:
+    doc, _ = provisioned_doc()
+    assert doc_problems(doc, tmp_path) == ([], [])
+
+
+def test_a_table_on_another_planned_dcrs_id_is_a_warning_naming_both_and_the_fix(tmp_path: Path) -> None:
+    doc, ids = provisioned_doc()
+    rules = {rule.key: rule for rule in plan_rules(parse_config(doc))}
+    moved = rules["hot_2"].destinations[0].table  # on hot_2 in the plan: give it hot_1's DCR, as an old layout did
+    doc["retention"]["destinations"][moved]["hot"]["rule_id"] = ids["hot_1"]
+    errors, warnings = doc_problems(doc, tmp_path)
+    assert errors == []
+    (warning,) = warnings
+    hot_1 = ", ".join(d.table for d in rules["hot_1"].destinations)
+    assert warning.startswith(
+        f"retention.destinations.{moved}.hot.rule_id: {ids['hot_1']} is the DCR of hot_1 ({hot_1}), but provision "
+        f"puts {moved} on hot_2, whose DCR is {ids['hot_2']} (class hot has 20 tables and a DCR holds at most 10: "
+        "2 DCRs); run ingestor provision --config YOUR_CONFIG --out DIR --outputs DIR/outputs.json with the current "
+        "template's outputs, which sets every table's DCR (from "
+    )
+    assert warning.endswith("c.yaml line 80)")  # the line of that rule_id in the file
+
+
+def test_a_table_whose_dcr_id_the_other_tables_of_its_dcr_do_not_share_is_a_warning(tmp_path: Path) -> None:
+    doc, ids = provisioned_doc()
+    stray = "dcr-" + "f" * 32
+    doc["retention"]["destinations"]["DeviceInfo"]["hot"]["rule_id"] = stray
+    (warning,) = doc_problems(doc, tmp_path)[1]
+    assert warning.startswith(
+        f"retention.destinations.DeviceInfo.hot.rule_id: {stray}, but provision puts DeviceInfo on hot_1, whose "
+        f"other tables use {ids['hot_1']} (class hot has 20 tables"
+    )
+
+
+def test_a_sink_tables_dcr_id_is_checked_and_one_shadowed_by_the_destinations_is_named(tmp_path: Path) -> None:
+    doc, ids = provisioned_doc()
+    # sink.tables.<T>.rule_id alone (it applies to the default class): checked like the per-destination one
+    del doc["retention"]["destinations"]["UrlClickEvents"]["hot"]["rule_id"]
+    doc["sink"]["tables"] = {"UrlClickEvents": {"rule_id": ids["hot_1"]}, "DeviceInfo": {"rule_id": ids["hot_2"]}}
+    shadowed, misplaced = doc_problems(doc, tmp_path)[1]
+    assert shadowed.startswith(
+        f"sink.tables.DeviceInfo.rule_id: {ids['hot_2']} is not used, retention.destinations.DeviceInfo.hot.rule_id "
+        f"{ids['hot_1']} is; remove it, or run ingestor provision"
+    )
+    assert misplaced.startswith(f"sink.tables.UrlClickEvents.rule_id: {ids['hot_1']} is the DCR of hot_1 (")
+    assert "but provision puts UrlClickEvents on hot_2, whose DCR is " in misplaced
+
+
+def test_placeholders_and_the_emulators_default_dcr_are_not_compared_with_the_plan(tmp_path: Path) -> None:
+    doc = yaml.safe_load(SPLIT)
+    pending = write(tmp_path, yaml.safe_dump(resolve_config(doc, parse_config(doc), None)), "pending.yaml")
+    with pytest.raises(ConfigError) as refused:
+        load_runnable(pending, env())
+    (line,) = refused.value.problems  # provision's placeholders: one line, no warning per table
+    assert "placeholders" in line and "--outputs" in line
+    emulator = yaml.safe_load(replaced(RULE, f"{ZERO}\n  credential: {{type: static_token}}"))
+    emulator["sink"]["tables"] = {t: {"rule_id": ZERO} for t in ("DeviceInfo", "UrlClickEvents")}
+    assert doc_problems(emulator, tmp_path, INGESTOR_SINK__CREDENTIAL__TOKEN="t") == ([], [])

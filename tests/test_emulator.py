@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -30,7 +31,12 @@ from azure.core.exceptions import (
 )
 from azure.monitor.ingestion.aio import LogsIngestionClient
 from cryptography import x509
+from docblocks import fenced_blocks
 
+from ingestor.config import Config, parse_config
+from ingestor.models import Destination
+from ingestor.pipeline.decode import MessageDecoder
+from ingestor.provision.template import build_template
 from ingestor.tables import default_stream_name, default_table_name, load_schemas
 from ingestor_tools.emulator import (
     DEFAULT_RULE_ID,
@@ -42,7 +48,9 @@ from ingestor_tools.emulator import (
     default_dcr,
     run,
 )
-from ingestor_tools.emulator.payload import value_matches
+from ingestor_tools.emulator.dcr import template_dcrs
+from ingestor_tools.emulator.payload import RESERVED_COLUMNS, value_matches
+from ingestor_tools.generate import DEFAULT_MIX, TrafficGenerator
 
 TOKEN = "emulator-test-token-5f1c"
 STREAM = "Custom-DeviceEvents_CL"
@@ -258,6 +266,18 @@ async def test_row_not_matching_the_stream_is_400_naming_row_and_column(
     assert f"Row 1: column '{column}'" in error.message
     assert error.details[0].target == f"$[1].{column}"
     assert emulator.rows(TABLE) == []
+
+
+@pytest.mark.emulator
+async def test_columns_a_table_cannot_hold_are_accepted_from_the_stream_and_stored_renamed(
+    emulator: Emulator, client: LogsIngestionClient
+) -> None:
+    """The default DCR renames as provision's data flows do (`source | project-rename Type_ = Type, ...`)."""
+    row = {"Timestamp": "2025-01-02T03:04:05Z", "Type": "User", "TenantId": "t", "AccountUpn": "a@contoso.com"}
+    await upload(client, gzipped([row]), stream=default_stream_name("IdentityInfo"))
+    (stored,) = emulator.rows(default_table_name("IdentityInfo"))
+    assert stored == {"Timestamp": row["Timestamp"], "Type_": "User", "TenantId_": "t", "AccountUpn": "a@contoso.com"}
+    assert default_dcr("dcr-x").renames[default_stream_name("AlertInfo")] == {"Title": "Title_"}
 
 
 @pytest.mark.emulator
@@ -571,3 +591,91 @@ async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     assert [e["event"] for e in events] == ["listening", "stopped"]
     assert events[0]["endpoint"] == info["endpoint"]
     assert not (state_dir / "emulator.json").exists()
+
+
+# -- every table, over the several DCRs a provisioned template declares ---------------------------------------------
+
+
+def worked_example() -> Config:
+    """docs/retention.md's worked example: 22 tables in two classes, more than one DCR holds."""
+    (block,) = [b for b in fenced_blocks(REPO / "docs" / "retention.md") if b.headings[-1:] == ("Worked example",)]
+    return parse_config(
+        {
+            "source": {"bootstrap_servers": ["k:9092"], "topics": ["defender"], "group_id": "g"},
+            "sink": {"endpoint": "https://x.example", "rule_id": "dcr-" + "0" * 32},
+            "dead_letter": {"path": "/tmp/dl"},
+            "retention": yaml.safe_load(block.text)["retention"],
+        }
+    )
+
+
+def rows_of_every_table(config: Config) -> list[tuple[Destination, dict[str, Any]]]:
+    """One generated record of each table, as the ingestor shapes it for its destination in `config`."""
+    generator = TrafficGenerator(seed=5, mix=DEFAULT_MIX)
+    decoder = MessageDecoder(config.table_schemas(), routes=config.routes())
+    out = []
+    for table in sorted(load_schemas()):
+        (row,) = decoder.decode(json.dumps({"records": [generator.record(table)]}).encode()).rows
+        out.append((row.destination, json.loads(row.body)))
+    return out
+
+
+@pytest.mark.emulator
+async def test_a_provisioned_template_serves_every_table_over_several_dcrs(tmp_path: Path) -> None:
+    config = worked_example()
+    dcrs = template_dcrs(build_template(config))
+    by_stream = {stream: dcr for dcr in dcrs for stream in dcr.streams}
+    assert len(dcrs) >= 3, "22 tables of one class need more than one DCR"
+    assert all(len(dcr.streams) <= 10 and len(dcr.output_tables) <= 10 for dcr in dcrs), "a DCR's limits"
+    assert len(by_stream) == sum(len(dcr.streams) for dcr in dcrs), "each stream in one DCR"
+    rows = rows_of_every_table(config)
+    assert {d.table for d, _ in rows} == set(load_schemas())
+    async with Emulator(tmp_path, token=TOKEN, dcrs=dcrs) as emulator, make_client(emulator) as client:
+        for destination, row in rows:
+            dcr = by_stream[destination.stream]
+            declared = dict(dcr.streams[destination.stream])
+            assert set(row) <= set(declared), f"{destination.table}: sends columns its stream does not declare"
+            # How a column a custom table cannot hold (IdentityInfo's Type) is stored is provisioning's: its data
+            # flow renames it. The rest of the row lands as sent, in the table behind the stream.
+            sent = {k: v for k, v in row.items() if k not in RESERVED_COLUMNS}
+            await upload(client, gzipped([sent]), stream=destination.stream, rule_id=dcr.immutable_id)
+            (stored,) = emulator.rows(destination.table_name)
+            assert {k: stored.get(k, stored.get(f"{k}_")) for k in sent} == sent, destination.table
+    assert len({d.table_name for d, _ in rows}) == len(rows)
+
+
+@pytest.mark.emulator
+async def test_the_stream_and_column_checks_hold_for_the_new_tables(tmp_path: Path) -> None:
+    config = worked_example()
+    dcrs = template_dcrs(build_template(config))
+    by_stream = {stream: dcr for dcr in dcrs for stream in dcr.streams}
+    rows = [  # without the columns provisioning renames (see the test above)
+        (d, {k: v for k, v in r.items() if k not in RESERVED_COLUMNS})
+        for d, r in rows_of_every_table(config)
+        if not d.table.startswith("Device")
+    ]
+    assert len(rows) == 12
+    async with Emulator(tmp_path, token=TOKEN, dcrs=dcrs) as emulator, make_client(emulator) as client:
+        for (destination, row), (other, _) in zip(rows, rows[1:] + rows[:1], strict=True):
+            dcr = by_stream[destination.stream]
+            declared = dict(dcr.streams[destination.stream])
+            typed = next(c for c, t in declared.items() if t in ("int", "long", "boolean", "datetime") and c in row)
+            string = next(c for c, t in declared.items() if t == "string" and c in row)
+            column_only_elsewhere = next(
+                c for c, _ in by_stream[other.stream].streams[other.stream] if c not in declared
+            )
+            for change, column, code in (
+                ({typed: "not a value of its type"}, typed, "InvalidColumnType"),
+                ({string: 12}, string, "InvalidColumnType"),
+                ({column_only_elsewhere: "x"}, column_only_elsewhere, "InvalidColumn"),
+            ):
+                with pytest.raises(HttpResponseError) as caught:
+                    await upload(client, gzipped([row | change]), stream=destination.stream, rule_id=dcr.immutable_id)
+                error = caught.value.error
+                assert caught.value.status_code == 400 and error is not None, destination.table
+                assert error.code == code and f"column '{column}'" in error.message, (destination.table, column)
+            other_dcr = by_stream[other.stream]
+            if other_dcr is not dcr:  # a stream is served only by the DCR that declares it
+                with pytest.raises(ResourceNotFoundError):
+                    await upload(client, gzipped([row]), stream=destination.stream, rule_id=other_dcr.immutable_id)
+        assert emulator.stats()["rows_total"] == 0

@@ -6,14 +6,19 @@ surrogates, invalid UTF-8, duplicate keys, hostile categories and envelopes; see
 
 - `MessageDecoder.decode` never raises; `read == rows + rejected + skipped`; every row is one JSON object whose
   keys are columns of its table (UnmappedColumns included: a non-empty object, or JSON text on an Auxiliary
-  destination or when cut to the field limit), with TimeGenerated, Timestamp, DeviceId and DeviceName set;
-  every reject has a documented reason, a detail of at most 1,000 characters, a bounded raw copy when
-  oversized, a known table or none, and makes a dead-letter entry that encodes.
+  destination or when cut to the field limit), with TimeGenerated and its table's required columns set, and
+  every value of the JSON class of its column's type (type drift converted); conversions are counted under a
+  table, a column of its schema and a known rule; every reject has a documented reason, a detail of at most
+  1,000 characters, a bounded raw copy when oversized, a known table or none, and makes a dead-letter entry that
+  encodes.
+- Records whose typed columns hold Defender's own spellings of their values (`fuzzing.drifted`) all land, each
+  value converted, each conversion counted once.
 - After each hostile message the same decoder still turns the real samples into the very rows a fresh decoder
   makes (fast path, per-record path, one record per line).
 - Through `Flow.process`: records read = rows in batches + entries written to the dead-letter store + skipped,
   by the metrics as well as by what was stored; tickets hold exactly the rows left in batches; metric label
-  values stay bounded (unknown columns per table <= 66, skipped categories <= 33, no value over 64 characters).
+  values stay bounded (unknown columns per table <= 66, skipped categories <= 33, converted values' columns of
+  the schema and rules of spellings.RULES, no value over 64 characters).
 
 Decoders run with `unknown_columns` keep (the default), drop and reject, small and default limits, and retention
 routes whose predicates test a string column (ActionType) and a dynamic one (AdditionalFields) into an Auxiliary
@@ -30,13 +35,13 @@ import json
 import os
 import random
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
-from fuzzing import KINDS, MESSAGES, OUTCOMES, SAMPLES, SCHEMAS, Case, dump, examples
+from fuzzing import KINDS, MESSAGES, OUTCOMES, SAMPLES, SCHEMAS, Case, drifted, dump, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_config import base
@@ -46,6 +51,7 @@ from ingestor.config import Config, parse_config
 from ingestor.metrics import Metrics
 from ingestor.models import Batch, Message, SourceRef
 from ingestor.pipeline.decode import DecodeResult, MessageDecoder
+from ingestor.pipeline.spellings import RULES
 from ingestor.run.flow import Flow
 from ingestor.sinks.dead_letter import DeadLetterEntry, entry_for
 
@@ -59,8 +65,14 @@ REASONS = frozenset(
 OVERSIZED = ("oversized_record", "oversized_message")
 MAX_DETAIL_CHARS = 1_000
 MAX_OVERSIZED_RAW = 65_536
-NON_NULL = ("TimeGenerated", "Timestamp", "DeviceId", "DeviceName")
+NON_NULL = {table: ("TimeGenerated", *schema.required) for table, schema in SCHEMAS.items()}
 COLUMNS = {table: frozenset({*schema.column_names, "UnmappedColumns"}) for table, schema in SCHEMAS.items()}
+TYPES = {table: {c.name: c.type for c in schema.columns} for table, schema in SCHEMAS.items()}
+# The JSON classes (as json.loads makes them) a row's value of each column type may have once sent.
+ROW_CLASSES: dict[str, tuple[type, ...] | None] = {
+    "string": (str,), "int": (int,), "long": (int,), "real": (int, float), "boolean": (bool,), "datetime": (str,),
+    "guid": (str,), "dynamic": None,
+}  # fmt: skip
 MAX_COLUMN_LABELS = 66  # 64 names + `other` + `invalid_name`
 MAX_CATEGORY_LABELS = 33
 MAX_LABEL_CHARS = 64
@@ -143,6 +155,9 @@ def check_result(result: DecodeResult, source: SourceRef | None = SOURCE) -> Non
         assert msgspec.json.decode(line, type=DeadLetterEntry).reason == rejected.reason
     for label, count in result.skipped.items():
         assert isinstance(label, str) and count > 0
+    for (table, column, rule), count in result.converted.items():
+        assert column in TYPES[table] and rule in RULES and count > 0, (table, column, rule)
+    OUTCOMES.update({f"converted {rule}": n for (_, _, rule), n in result.converted.items()})
 
 
 def check_row(table: str, retention_tag: str, body: bytes) -> None:
@@ -150,9 +165,14 @@ def check_row(table: str, retention_tag: str, body: bytes) -> None:
     row = json.loads(body)
     assert isinstance(row, dict), f"row is {type(row).__name__}"
     assert set(row) <= COLUMNS[table], f"columns not in {table}: {sorted(set(row) - COLUMNS[table])[:5]!r}"
-    nulls = [c for c in NON_NULL if row.get(c) is None]
+    nulls = [c for c in NON_NULL[table] if row.get(c) is None]
     assert not nulls, f"{table} row without {nulls}"
     assert row["RetentionTag"] == retention_tag
+    types = TYPES[table]
+    for column, value in row.items():
+        classes = ROW_CLASSES[types[column]] if column in types else None
+        if classes is not None and value is not None:
+            assert value.__class__ in classes, f"{table}.{column} ({types[column]}) holds {value!r:.80}"
     if "UnmappedColumns" in row:
         unmapped = row["UnmappedColumns"]
         assert (isinstance(unmapped, dict) and unmapped) or (isinstance(unmapped, str) and unmapped[:1] == "{")
@@ -231,6 +251,31 @@ def on_fresh_decoder(name: str, case: Case) -> str:
     except Exception as exc:
         return f"a fresh decoder fails too: {exc.__class__.__name__}: {str(exc)[:300]}"
     return "a fresh decoder passes: the failure needs state left by earlier cases"
+
+
+@pytest.mark.parametrize(("name", "share"), [("keep", 0.05), ("retention", 0.05)])
+def test_records_in_defenders_own_spellings_land_converted_and_counted(name: str, share: float) -> None:
+    """The shared decoder, whatever earlier cases left in it: every record of Defender's type drift lands."""
+    target = SHARED[name][0]
+
+    @settings(PROFILE, max_examples=examples(share))
+    @given(case=drifted())
+    def run(case: tuple[list[dict[str, Any]], list[dict[str, tuple[Any, str]]]]) -> None:
+        records, expected = case
+        result = target.decode(dump({"records": records}), SOURCE)
+        tally(result)
+        check_result(result)
+        assert not result.rejected, [(r.reason, r.detail) for r in result.rejected]
+        counted: Counter[tuple[str, str, str]] = Counter()
+        for row, record, changes in zip(result.rows, records, expected, strict=True):
+            table = row.destination.table
+            values = json.loads(row.body)
+            for column, (value, rule) in changes.items():
+                assert values.get(column) == value, (column, record["properties"][column])  # None: left out
+                counted[(table, column, rule)] += 1
+        assert result.converted == counted
+
+    run()
 
 
 def test_decoder_takes_the_documented_limits() -> None:
@@ -341,6 +386,9 @@ def check_labels(metrics: Metrics) -> None:
                 columns[sample.labels["table"]].add(sample.labels["column"])
             elif sample.name == "ingestor_skipped_events_total":
                 categories.add(sample.labels["category"])
+            elif sample.name == "ingestor_values_converted_total":
+                table, column, rule = sample.labels["table"], sample.labels["column"], sample.labels["rule"]
+                assert column in TYPES[table] and rule in RULES, (table, column, rule)
     for table, names in columns.items():
         assert len(names) <= MAX_COLUMN_LABELS, f"{len(names)} column labels for {table[:80]!r}"
     assert len(categories) <= MAX_CATEGORY_LABELS, f"{len(categories)} category labels"

@@ -15,6 +15,8 @@ import yaml
 from helmchart import CHART_DIR, NAMESPACE, RELEASE, manifests, of_kind
 from realparts import EmulatorProcess, IngestorProcess, ingestor_config, produce, unique_names, wait_for
 
+from ingestor.metrics import Metrics
+from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 
 ENABLED: dict[str, Any] = {"prometheusRule": {"enabled": True}, "grafanaDashboard": {"enabled": True}}
@@ -193,6 +195,58 @@ def test_dashboard_has_the_variables_stable_unique_panel_ids_and_scoped_targets(
     expressions = " ".join(panel_expressions(board))
     assert "histogram_quantile(0.99, sum by (le) (rate(ingestor_upload_duration_seconds_bucket" in expressions
     assert "sum by (topic, partition) (ingestor_consumer_lag_messages" in expressions
+
+
+def table_labelled_metrics() -> set[str]:
+    """Names, as PromQL selects them, of the ingestor's metrics that carry a `table` label (ingestor.metrics)."""
+    names = set()
+    for metric in vars(Metrics()).values():
+        if "table" in getattr(metric, "_labelnames", ()):
+            names.add(metric._name + ("_total" if metric._type == "counter" else ""))
+    return names
+
+
+def test_per_table_panels_show_every_table_through_one_table_variable_and_no_panel_is_one_tables() -> None:
+    """22 tables: no panel per table; every per-table panel narrows with the `table` variable (multi-select,
+    All), lists its series in a legend table sorted by value, and the crowded ones show only the top k."""
+    board = dashboard()
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    table = variables["table"]
+    assert table["type"] == "query" and table["multi"] is True and table["includeAll"] is True
+    assert table["allValue"] == ".*", "All matches tables that appear after the dashboard loaded, too"
+    query = table["query"]["query"]
+    assert query == table["definition"] and re.fullmatch(r"label_values\((ingestor_[a-z_]+)\{[^}]*\}, table\)", query)
+    labelled = table_labelled_metrics()
+    assert {"ingestor_read_events_total", "ingestor_accepted_events_total", "ingestor_raw_bytes_total"} <= labelled
+    assert METRIC.search(query) and METRIC.search(query)[0] in labelled  # type: ignore[index]
+    tables = sorted(load_schemas())
+    assert len(tables) == 22
+    per_table = []
+    for panel in panels(board):
+        text = json.dumps(panel)
+        assert not [t for t in tables if re.search(rf"\b{t}(_CL)?\b", text)], f"panel {panel['title']!r} is one table's"
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            assert not re.search(r'\btable\s*(=|!=|!~)\s*"', expr), (panel["title"], "a table matched by name")
+            for metric, braces in SELECTOR.findall(expr):
+                if metric in labelled:
+                    assert 'table=~"$table"' in braces, (panel["title"], metric)
+            if re.search(r"by \(table\b", expr):
+                per_table.append((panel, expr))
+                assert "{{table}}" in target["legendFormat"], panel["title"]
+    assert len(per_table) >= 4
+    for panel, expr in per_table:
+        if panel["type"] == "timeseries":
+            legend = panel["options"]["legend"]
+            assert legend["displayMode"] == "table" and legend["showLegend"], panel["title"]
+            assert legend["sortDesc"] is True and legend["sortBy"].lower() in {c.lower() for c in legend["calcs"]}, (
+                panel["title"]
+            )
+        if "stacking" not in json.dumps(panel.get("fieldConfig", {})) or panel["type"] != "timeseries":
+            assert re.match(r"(sort_desc\()?topk\([0-9]+,", expr), f"{panel['title']}: many series need a top k"
+        if expr.startswith(("topk", "sort_desc(topk")):
+            k = int(re.search(r"topk\(([0-9]+),", expr)[1])  # type: ignore[index]
+            assert 5 <= k < len(tables) and f"top {k}" in panel["title"], panel["title"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from ingestor.sinks.dead_letter import DeadLetterEntry, read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 from ingestor_tools.generate.sinks import ensure_topic
-from ingestor_tools.generate.traffic import DEFAULT_MIX
+from ingestor_tools.generate.traffic import DEVICE_MIX
 
 pytestmark = [pytest.mark.emulator, pytest.mark.process]
 
@@ -145,7 +145,7 @@ class Traffic:
     # -- records ----------------------------------------------------------------------------------------
 
     def record(self, table: str | None = None) -> dict[str, Any]:
-        table = table or self.rng.choices(list(DEFAULT_MIX), weights=list(DEFAULT_MIX.values()))[0]
+        table = table or self.rng.choices(list(DEVICE_MIX), weights=list(DEVICE_MIX.values()))[0]
         return self.gen.record(table)
 
     @staticmethod

@@ -107,19 +107,20 @@ def test_replay_sends_fixed_dead_letters_and_storage_exports_back(
     first = run_replay(config, "--progress", "always", source)
     (dead,) = (tmp_path / "dead-letter").glob("dead-letter-replay-*.jsonl.gz")
     assert first.returncode == EXIT_DEAD_LETTERED, first.stderr
+    n = len(fixed)  # three records of every table
     assert summary(first.stderr) == (
-        f"replay: 30 records read = 0 rows landed + 30 dead-lettered again (in {dead}) + 0 skipped + 0 left in place"
+        f"replay: {n} records read = 0 rows landed + {n} dead-lettered again (in {dead}) + 0 skipped + 0 left in place"
     )
-    assert [e.reason for e in read_dead_letters(tmp_path / "dead-letter")] == ["unknown_column"] * 30
+    assert [e.reason for e in read_dead_letters(tmp_path / "dead-letter")] == ["unknown_column"] * n
 
     config = write_config(tmp_path, emulator, validation={"unknown_columns": "drop"},
                           dead_letter__path=str(tmp_path / "second"))  # fmt: skip
     second = run_replay(config, "--progress", "always", dead)
     assert second.returncode == EXIT_LANDED, second.stderr
     assert summary(second.stderr) == (
-        "replay: 30 records read = 30 rows landed + 0 dead-lettered again + 0 skipped + 0 left in place"
+        f"replay: {n} records read = {n} rows landed + 0 dead-lettered again + 0 skipped + 0 left in place"
     )
-    assert sum(emulator.counts().values()) == 30
+    assert sum(emulator.counts().values()) == n
     assert not list((tmp_path / "second").glob("*.jsonl.gz"))
 
 

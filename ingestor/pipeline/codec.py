@@ -6,7 +6,10 @@ The columns are the TableSchema's (the schema files' columns, the ones the confi
 `UnmappedColumns` when unknown columns are kept: a plain `Any` field, set by the decoder, not parsed as a dynamic
 column) plus the columns learned by `TableCodec.learning` (untyped fields the decoder empties). The fast variant
 leaves datetime formats to `is_datetime` (a constrained msgspec string calls the regex at three times the cost of
-calling it directly) and refuses strings that may need truncating.
+calling it directly) and refuses strings that may need truncating. The tolerant variant is the fast one whose typed
+columns also take the JSON classes of Defender's spellings of their type's values (`spellings`), for a message the
+fast one refuses: the decoder then converts those spellings in one pass over `drift_groups`. `respell` converts them
+in a record's properties for the per-record path.
 
 A record the typed decode refuses is explained by `TableCodec.problem` from types, not from msgspec's messages
 (whose wording is no interface): it checks the record's values against their columns' JSON types, then ranges and
@@ -16,13 +19,16 @@ formats, and returns the dead-letter reason and a detail naming the column.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
 
 from ingestor.bounds import MAX_LABEL_CHARS
+from ingestor.pipeline.spellings import INT_RANGE, LONG_RANGE, SPELLINGS, STRING_OF_DYNAMIC, Spelling, spelling_type
 from ingestor.tables import UNMAPPED_COLUMNS, TableSchema, is_column_name
 
 # \A and \Z, not ^ and $ (`$` also matches before a trailing newline); [0-9], not \d (any Unicode digit).
@@ -33,10 +39,12 @@ DATETIME_PATTERN = (
 GUID_PATTERN = r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
 is_datetime = re.compile(DATETIME_PATTERN).match
 
+is_guid = re.compile(GUID_PATTERN).match
+
 COLUMN_TYPES: dict[str, Any] = {
     "string": str,
-    "int": Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)],
-    "long": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],
+    "int": Annotated[int, msgspec.Meta(ge=INT_RANGE[0], le=INT_RANGE[1])],
+    "long": Annotated[int, msgspec.Meta(ge=LONG_RANGE[0], le=LONG_RANGE[1])],
     "real": float,
     "boolean": bool,
     "datetime": Annotated[str, msgspec.Meta(pattern=DATETIME_PATTERN)],
@@ -80,6 +88,41 @@ MAX_LEARNED_COLUMNS = 64
 Problem = tuple[str, str]
 
 
+# The columns of one type a tolerantly decoded row may hold spellings in, for the decoder's pass: a function giving
+# their values (in one call), the classes a value needs no conversion in (its type's, and None), a check of its
+# format (datetime, guid) or None, the columns' names, the type's class, and its spellings.
+DriftGroup = tuple[
+    Callable[[Any], tuple[Any, ...]], frozenset[type], Callable[[Any], Any] | None, tuple[str, ...], type, Spelling
+]
+_CLEAN: dict[str, tuple[type, Callable[[Any], Any] | None]] = {
+    "string": (str, None),
+    STRING_OF_DYNAMIC: (str, None),
+    "int": (int, None),  # the range is the tolerant type's
+    "long": (int, None),
+    "real": (float, None),  # msgspec makes a float of an integer for a float type
+    "boolean": (bool, None),
+    "datetime": (str, is_datetime),
+    "guid": (str, is_guid),
+}
+
+
+def drift_groups_of(schema: TableSchema) -> tuple[DriftGroup, ...]:
+    """Per column type, the columns a tolerantly decoded row may hold a spelling in: every typed column but the
+    dynamic ones (their one spelling, `""`, is taken while shaping, on every path)."""
+    groups = []
+    for column_type, (clean, check) in _CLEAN.items():
+        names = tuple(c.name for c in schema.columns if spelling_type(c) == column_type)
+        if names:
+            get = operator.attrgetter(*names)
+            values = get if len(names) > 1 else _one(get)
+            groups.append((values, frozenset({clean, type(None)}), check, names, clean, SPELLINGS[column_type]))
+    return tuple(groups)
+
+
+def _one(get: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    return lambda row: (get(row),)
+
+
 @dataclass(slots=True)
 class TableCodec:
     """Row struct and decoders for one table; learns columns Defender added after our schema."""
@@ -94,11 +137,17 @@ class TableCodec:
     max_string_chars: int
     # Whether the schema has the UnmappedColumns column (unknown columns are kept).
     unmapped: bool = False
+    # Column -> its type's spellings (`spellings.SPELLINGS`), for every typed column but UnmappedColumns.
+    spellings: dict[str, Spelling] = field(default_factory=dict)
+    # What the tolerant pass checks after `tolerant_record_type` decoded a message (see `drift_groups_of`).
+    drift_groups: tuple[DriftGroup, ...] = ()
     # Field name in the struct -> column name in the record, for columns not in the schema.
     learned: dict[str, str] = field(default_factory=dict)
     row_type: type[msgspec.Struct] = msgspec.Struct
     record_type: type[msgspec.Struct] = msgspec.Struct
     fast_record_type: type[msgspec.Struct] = msgspec.Struct
+    # The fast variant with each typed column also taking the JSON classes of its type's spellings.
+    tolerant_record_type: type[msgspec.Struct] = msgspec.Struct
 
     @classmethod
     def build(cls, schema: TableSchema, *, max_field_bytes: int = 65_536) -> TableCodec:
@@ -109,6 +158,8 @@ class TableCodec:
             datetime_columns=tuple(c.name for c in schema.columns if c.type == "datetime"),
             max_string_chars=max_field_bytes // 4,  # UTF-8 needs at most 4 bytes per character
             unmapped=UNMAPPED_COLUMNS in schema.column_names,
+            spellings={c.name: SPELLINGS[spelling_type(c)] for c in schema.columns if c.name != UNMAPPED_COLUMNS},
+            drift_groups=drift_groups_of(schema),
         )
         codec._compile()
         return codec
@@ -117,14 +168,29 @@ class TableCodec:
     def table(self) -> str:
         return self.schema.table
 
-    def problem(self, properties: dict[str, Any]) -> Problem | None:
-        """Why `properties` (a record's, its unknown columns taken out) fails `row_type`: a dead-letter reason and a
-        detail naming the column; None when no column explains it.
+    def respell(self, properties: dict[str, Any]) -> list[tuple[str, str]]:
+        """Convert in place each value of a typed column of `properties` that is one of Defender's spellings of a
+        value of its type (`spellings.SPELLINGS`); the (column, rule) of each conversion, in the record's order.
+        Columns in no schema and learned columns are left as they are; so is a value that is no spelling.
+        """
+        done = []
+        spellings = self.spellings
+        for name, value in properties.items():
+            spelling = spellings.get(name)
+            if spelling is not None and value is not None and (conversion := spelling(value)) is not None:
+                properties[name] = conversion[0]
+                done.append((name, conversion[1]))
+        return done
+
+    def problem(self, properties: dict[str, Any], emptied: Collection[str] = ()) -> Problem | None:
+        """Why `properties` (a record's, its unknown columns taken out, respelled) fails `row_type`: a dead-letter
+        reason and a detail naming the column; None when no column explains it.
 
         The way msgspec.convert reports: the first failing value in the record's order, then a missing required
         column. A value of a class its column's type never takes is `invalid_type`; one of the right class out of
         range or format (COLUMN_TYPES refuses it) is `invalid_value`; a required column null or absent is
-        `missing_required_column`. For records that failed only: it converts value by value.
+        `missing_required_column` (`emptied`: columns `respell` made null from `""`, which the detail says). For
+        records that failed only: it converts value by value.
         """
         columns = {c.name: c for c in self.schema.columns}
         required = self.schema.required
@@ -136,7 +202,8 @@ class TableCodec:
                 return "unknown_column", f"unknown column {repr(name[:MAX_LABEL_CHARS])[1:-1]}"
             if value is None:
                 if name in required:
-                    return "missing_required_column", f"required column {name} is null"
+                    how = '"" (empty, so null)' if name in emptied else "null"
+                    return "missing_required_column", f"required column {name} is {how}"
                 continue
             classes = JSON_CLASSES[column.type]
             if classes is None:
@@ -173,16 +240,28 @@ class TableCodec:
         short_string = Annotated[str, msgspec.Meta(max_length=self.max_string_chars)]
         fast_types = {**COLUMN_TYPES, "string": short_string, "datetime": str}
         _, self.fast_record_type = self._types("Fast", fast_types)
+        # msgspec's unions take one type per JSON kind: str, int, float, bool, null (and Any alone).
+        tolerant_types = {
+            **fast_types,
+            "string": short_string | int | float | bool,
+            STRING_OF_DYNAMIC: Any,
+            "int": COLUMN_TYPES["int"] | str,
+            "long": COLUMN_TYPES["long"] | str,
+            "real": float | str,
+            "boolean": bool | int | str,
+            "guid": str,
+        }
+        _, self.tolerant_record_type = self._types("Tolerant", tolerant_types)
 
     def _types(self, variant: str, column_types: dict[str, Any]) -> tuple[type[msgspec.Struct], type[msgspec.Struct]]:
         required = set(self.schema.required)
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for column in self.schema.columns:
-            kind = column_types[column.type]
+            kind = column_types.get(spelling_type(column), column_types[column.type])
             if column.name in required:
                 fields.append((column.name, kind))
             else:
-                fields.append((column.name, kind | None if column.type != "dynamic" else Any, None))
+                fields.append((column.name, Any if kind is Any else kind | None, None))
         fields.sort(key=lambda f: len(f) == 3)  # msgspec: required fields first
         fields.extend((name, Any, None) for name in self.learned)
         row_type = msgspec.defstruct(

@@ -2,11 +2,15 @@
 
 Input is the Event Hubs envelope `{"records": [...]}` or one record per line (Storage export). Every record read
 ends in exactly one of: a shaped row (serialized once, ready to batch), a Rejected (for the dead letter), or a
-skip (unknown category). Hot path: the whole message is decoded typed (route + validate) in one msgspec pass; if
-anything in it fails, it is split into raw records and each is decoded alone, and a record that fails is decoded
-again to explain why. A reject's reason (`models.DEAD_LETTER_REASONS`) comes from the exception's type and, for a
-record that is valid JSON but not a valid row, from checking its values against their columns' types
-(`TableCodec.problem`), never from the wording of msgspec's messages; its detail names the column when there is one.
+skip (unknown category). Hot path: the whole message is decoded typed (route + validate) in one msgspec pass; if a
+value fails, it is decoded again with tolerant types and Defender's own spellings of values (`spellings`: `""` for
+null, `"1"` for true, ...) are converted in one pass; if anything in it still fails, it is split into raw records
+and each is decoded alone (its spellings converted the same way), and a record that fails is decoded again to
+explain why. Each conversion of a row made is counted per (table, column, rule) in `DecodeResult.converted`, the
+first of each logged once; columns in no schema are never converted. A reject's reason (`models.DEAD_LETTER_REASONS`)
+comes from the exception's type and, for a record that is valid JSON but not a valid row, from checking its values
+against their columns' types (`TableCodec.problem`), never from the wording of msgspec's messages; its detail names
+the column when there is one.
 A number beyond a double's range (`1e400`), which msgspec reads as no value, is kept as written where any value
 goes (dynamic and unknown columns) and is `invalid_value` in a typed column.
 
@@ -56,6 +60,7 @@ from ingestor.pipeline.codec import (
     json_kind,
     record_union,
 )
+from ingestor.pipeline.spellings import EMPTY_AS_NULL
 from ingestor.retention import TableRoute
 from ingestor.tables import (
     CATEGORY_PREFIX,
@@ -113,6 +118,9 @@ class DecodeResult:
     truncated_fields: Counter[str] = field(default_factory=Counter)
     # table: bytes of the UnmappedColumns values (their JSON text) of the rows made.
     unmapped_bytes: Counter[str] = field(default_factory=Counter)
+    # (table, column, rule): values of the rows made that were one of Defender's spellings (`spellings.RULES`),
+    # converted; table and column from the schemas, never from input.
+    converted: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     read: int = 0
 
     def reject(self, raw: bytes, table: str | None, reason: str, detail: str, source: SourceRef | None) -> None:
@@ -160,6 +168,8 @@ class MessageDecoder:
         self._invalid_names_seen: set[str] = set()  # tables
         self._skip_labels = BoundedLabels(MAX_SKIP_LABELS)
         self._error_kinds = BoundedLabels(MAX_ERROR_KINDS)
+        # (table, column, rule) converted so far: bounded by the schemas' columns and the rules of their types.
+        self._conversions_seen: set[tuple[str, str, str]] = set()
         self._use({s.category: TableCodec.build(s, max_field_bytes=max_field_bytes) for s in schemas.values()})
 
     def _use(self, codecs: dict[str, TableCodec]) -> None:
@@ -170,8 +180,13 @@ class MessageDecoder:
         fast = record_union([c.fast_record_type for c in types])
         envelope = msgspec.defstruct("TypedEnvelope", [("records", list[fast])])  # type: ignore[valid-type]
         decode_message = msgspec.json.Decoder(envelope).decode
+        tolerant = record_union([c.tolerant_record_type for c in types])
+        tolerant_envelope = msgspec.defstruct("TolerantEnvelope", [("records", list[tolerant])])  # type: ignore[valid-type]
+        decode_tolerant = msgspec.json.Decoder(tolerant_envelope).decode
+        by_type |= {c.tolerant_record_type: c for c in types}
         self._codecs, self._by_type = codecs, by_type
         self._decode_record, self._decode_message = decode_record, decode_message
+        self._decode_tolerant = decode_tolerant
 
     # -- public -------------------------------------------------------------------------------------------
 
@@ -183,7 +198,10 @@ class MessageDecoder:
         and leaves the decoder as it was: codecs change only by `_use`, which swaps in fully compiled ones.
         """
         try:
-            return self._decode(value, source)
+            result = self._decode(value, source)
+            if result.converted:
+                self._note_conversions(result.converted)
+            return result
         except Exception as exc:  # noqa: BLE001 - the guard of the invariant above
             result = DecodeResult(read=1)
             self._internal_error(value, exc, _ref(source, 0), result)
@@ -191,14 +209,16 @@ class MessageDecoder:
 
     def _decode(self, value: bytes, source: SourceRef | None) -> DecodeResult:
         """Fast path: the whole envelope in one typed decode (no record can be oversized in a message that is not,
-        and no string can need truncating). Any failure, or a message that does not fit, goes record by record.
+        and no string can need truncating); failing that on a value, in one tolerant typed decode whose values of
+        the wrong class are all Defender's spellings. Any other failure, or a message that does not fit, goes
+        record by record.
         """
         result = DecodeResult()
         size = len(value)
         if size <= self._max_record_bytes:
             try:
-                records = self._decode_message(value).records  # type: ignore[attr-defined]
-                if records and self._datetimes_valid(records):
+                records = self._whole(value, result)
+                if records:
                     by_type, shape, append = self._by_type, self._shape, result.rows.append
                     for record in records:
                         append(shape(by_type[record.__class__], record, result))
@@ -255,6 +275,47 @@ class MessageDecoder:
         kind = None if records is msgspec.UNSET else json_kind(records)
         return None if kind in (None, "an array") else kind
 
+    def _whole(self, value: bytes, result: DecodeResult) -> list[Any] | None:
+        """The message's records decoded typed as a whole, their spellings converted (counted in `result`); None or
+        [] when that cannot be done. Raises what msgspec raises for a message no typed decode takes."""
+        try:
+            records: list[Any] = self._decode_message(value).records  # type: ignore[attr-defined]
+        except msgspec.ValidationError:  # a value of the wrong class, or a category of no table of ours
+            records = self._decode_tolerant(value).records  # type: ignore[attr-defined]
+        else:
+            if not records or self._datetimes_valid(records):
+                return records
+        return records if records and self._respelled(records, result) else None
+
+    def _respelled(self, records: list[Any], result: DecodeResult) -> bool:
+        """Convert the spellings in typed-decoded `records` (`TableCodec.drift_groups`) and count them in `result`;
+        False, counting nothing, when a value is none (a record's problem for the per-record path to explain), or
+        when a required column's is null. A group of columns whose values all have their type's class (and format)
+        is passed over in a few calls; only a group holding another class is looked at value by value."""
+        by_type = self._by_type
+        done: list[tuple[str, str, str]] = []
+        for record in records:
+            codec = by_type[record.__class__]
+            row = record.properties
+            for values_of, classes, check, names, clean, spelling in codec.drift_groups:
+                values = values_of(row)
+                if classes.issuperset(map(type, values)) and (
+                    check is None or all(value is None or check(value) for value in values)
+                ):
+                    continue
+                for name, value in zip(names, values, strict=True):
+                    if value is None or (value.__class__ is clean and (check is None or check(value))):
+                        continue
+                    conversion = spelling(value)
+                    if conversion is None:
+                        return False
+                    if conversion[0] is None and name in codec.schema.required:
+                        return False
+                    setattr(row, name, conversion[0])
+                    done.append((codec.table, name, conversion[1]))
+        result.converted.update(done)
+        return True
+
     def _datetimes_valid(self, records: list[Any]) -> bool:
         """Whether every datetime in fast-decoded records has the format the strict types demand."""
         by_type = self._by_type
@@ -290,7 +351,12 @@ class MessageDecoder:
         """The row of a decoded record; `kept`: values of unknown columns the per-record path took out of it."""
         row = record.properties
         route = self._routes[codec.table]
-        destination = route.fixed or route(row)
+        destination = route.fixed
+        if destination is None:
+            self._empty_dynamic(codec, row, result)  # the rules' predicates see the values the row lands with
+            destination = route(row)
+        elif destination.dropped_columns:
+            self._empty_dynamic(codec, row, result)  # counted where the destination drops the column too
         auxiliary = destination.auxiliary
         window = 0
         if auxiliary:
@@ -304,6 +370,10 @@ class MessageDecoder:
         for name in codec.dynamic_columns:
             value = getattr(row, name)
             if value.__class__ is str:
+                if not value:  # `""`: Defender's spelling of null (`spellings.empty_only`)
+                    setattr(row, name, None)
+                    result.converted[(codec.table, name, EMPTY_AS_NULL)] += 1
+                    continue
                 if len(value) > codec.max_string_chars:
                     value = self._truncated(value, codec.table, result)
                 setattr(row, name, value if auxiliary else _parse_dynamic(value))
@@ -324,6 +394,15 @@ class MessageDecoder:
         if codec.unmapped and (kept or row.UnmappedColumns is not None):
             self._unmapped(codec.table, row, kept, auxiliary, result)
         return DecodedRow(destination, self._encode(row), window)
+
+    @staticmethod
+    def _empty_dynamic(codec: TableCodec, row: Any, result: DecodeResult) -> None:
+        """Null, and count, the row's dynamic columns that hold `""`, as shaping does."""
+        for name in codec.dynamic_columns:
+            value = getattr(row, name)
+            if value.__class__ is str and not value:
+                setattr(row, name, None)
+                result.converted[(codec.table, name, EMPTY_AS_NULL)] += 1
 
     def _unmapped(
         self, table: str, row: Any, kept: dict[str, Any] | None, auxiliary: bool, result: DecodeResult
@@ -393,15 +472,18 @@ class MessageDecoder:
                 kept = {c: v for c in unknown if (v := generic.properties[c]) is not None}
             for column in unknown:
                 del generic.properties[column]
+        conversions = codec.respell(generic.properties)
         try:
             row = msgspec.convert(generic.properties, codec.row_type)
         except msgspec.ValidationError as exc:
-            problem = codec.problem(generic.properties)
+            emptied = [name for name, rule in conversions if rule == EMPTY_AS_NULL]
+            problem = codec.problem(generic.properties, emptied)
             if problem is None:  # msgspec refuses what no check of ours explains: a bug, not the record's fault
                 self._internal_error(raw, exc, ref, result)
             else:
                 result.reject(raw, codec.table, *problem, ref)
             return
+        result.converted.update((codec.table, name, rule) for name, rule in conversions)
         tenant = generic.tenantId if isinstance(generic.tenantId, str) else None
         record = codec.record_type(properties=row, tenantId=tenant)
         if len(raw) > self._max_field_bytes:
@@ -441,6 +523,18 @@ class MessageDecoder:
                     extra={"table": table, "column": _printable(column)},
                 )
         result.unknown_columns[(table, label)] += 1
+
+    def _note_conversions(self, converted: Counter[tuple[str, str, str]]) -> None:
+        """Log the first conversion of each (table, column, rule), once."""
+        seen = self._conversions_seen
+        for key in converted:
+            if key not in seen:
+                seen.add(key)
+                table, column, rule = key
+                log.info(
+                    "Defender's own spelling of a value converted (counted in ingestor_values_converted_total)",
+                    extra={"table": table, "column": column, "rule": rule},
+                )
 
     def _skip(self, category: str, result: DecodeResult) -> None:
         label, new = self._skip_labels.admit(category.removeprefix(CATEGORY_PREFIX))

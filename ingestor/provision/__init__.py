@@ -1,11 +1,11 @@
 """`ingestor provision`: the configuration's destinations -> an ARM template that Azure accepts (tables, endpoint,
 data collection rules, role assignments, workspace functions) and the ingestor config that uses its deployment.
 
-Modules, lowest first: `arm` (the template's vocabulary and readers), `azure_rules` (Azure's limits,
-`check_template`), `workspace_functions` (the functions named after the native tables), `template` (planning,
-`build_template`), `resolve` (`resolve_config`), `kql` (Kusto.Language through Node.js, `kql_analyzer/`),
-`query_check` (`--check-queries`), `cli` (the command, the only I/O). Import from those; the names below are the
-package's face.
+Modules, lowest first: `arm` (the template's vocabulary and readers), `azure_rules` (Azure's limits, the names
+tables store columns under, `check_template`), `workspace_functions` (the functions named after the native tables),
+`template` (planning the DCRs, `build_template`), `resolve` (`resolve_config`), `kql` (Kusto.Language through
+Node.js, `kql_analyzer/`), `query_check` (`--check-queries`), `cli` (the command, the only I/O). Import from those;
+the names below are the package's face.
 
 May import: the shared leaves (config, retention, tables, models, errors); nothing of the runtime.
 """

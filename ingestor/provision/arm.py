@@ -1,10 +1,13 @@
 """The vocabulary of the ARM template `ingestor provision` writes, shared by whoever builds, checks or reads one:
-resource types, the publisher role, the DCR key tag and output names, column types; `resources_of` and
-`template_tables` read a template. Data only, pure.
+resource types, the publisher role, the DCR key tag and output names, column types, the data flows' transforms
+(`rename_transform` writes one, `transform_renames` reads it back); `resources_of` and `template_tables` read a
+template. Pure.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 # ARM resource types the template holds.
@@ -31,6 +34,13 @@ TABLE_COLUMN_TYPES = {
 }
 # A stream declaration has no guid type: the table stores guids as strings anyway.
 STREAM_COLUMN_TYPES = {**{k: k for k in TABLE_COLUMN_TYPES}, "guid": "string"}
+# A data flow's transformKql: the rows as sent, or those rows with some columns renamed to the names their table
+# stores them under (`project-rename` is a supported transformation operator: MicrosoftDocs/azure-monitor-docs
+# articles/azure-monitor/data-collection/data-collection-transformations-kql.md
+# @0f49c9dc2f76982bd609c30fe968191bcc3d9b03).
+SOURCE_TRANSFORM = "source"
+_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+_RENAMES = re.compile(rf"source \| project-rename ({_NAME} = {_NAME}(?:, {_NAME} = {_NAME})*)")
 
 
 def resources_of(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -41,3 +51,23 @@ def resources_of(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 def template_tables(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The template's custom tables: name -> table properties (plan, retention, schema)."""
     return {r["properties"]["schema"]["name"]: r["properties"] for r in resources_of(template, TABLE_TYPE)}
+
+
+def rename_transform(renames: Mapping[str, str]) -> str:
+    """The transformKql of a data flow whose stream sends some columns under other names than its table stores
+    them: `source | project-rename <stored> = <sent>, ...` (`renames`: sent -> stored); `source` when none."""
+    if not renames:
+        return SOURCE_TRANSFORM
+    return "source | project-rename " + ", ".join(f"{stored} = {sent}" for sent, stored in renames.items())
+
+
+def transform_renames(transform: str | None) -> dict[str, str]:
+    """sent -> stored column names of a transform `rename_transform` writes (empty for `source` or none);
+    ValueError for any other transform."""
+    if transform is None or transform == SOURCE_TRANSFORM:
+        return {}
+    match = _RENAMES.fullmatch(transform)
+    if match is None:
+        raise ValueError(f"not a transform ingestor provision writes: {transform[:80]!r}")
+    pairs = [pair.split(" = ") for pair in match.group(1).split(", ")]
+    return {sent: stored for stored, sent in pairs}

@@ -1,10 +1,12 @@
-"""Azure's documented rules for a provision template, as data: the limits (`MAX_*`) and `check_template`, which
-lists every problem Azure would refuse a template for, or that would lose columns silently. Pure.
+"""Azure's documented rules for a provision template, as data: the limits (`MAX_*`), the column names a custom
+table cannot take and `stored_names`, the names it stores such columns under, and `check_template`, which lists
+every problem Azure would refuse a template for, or that would lose columns silently. Pure.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ingestor.provision.arm import (
@@ -17,6 +19,7 @@ from ingestor.provision.arm import (
     TABLE_COLUMN_TYPES,
     resources_of,
     template_tables,
+    transform_renames,
 )
 from ingestor.retention import FIXED_INTERACTIVE_DAYS, TOTAL_RETENTION_YEARS
 from ingestor.tables import COLUMN_NAME, MAX_COLUMN_NAME_CHARS, MAX_COLUMNS_PER_TABLE, RESERVED_COLUMNS
@@ -28,6 +31,45 @@ MAX_TRANSFORM_CHARS = 15_360
 MAX_DCR_NAME_CHARS = 64
 MAX_PREFIX_CHARS = 17
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,59}_CL")
+# Columns Log Analytics adds to every table (Azure Monitor "standard columns"; the `_` ones are hidden from
+# `getschema` and the schema pane but queryable). TimeGenerated is standard too, but a custom table declares it.
+STANDARD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("TenantId", "string"),
+    ("SourceSystem", "string"),
+    ("Type", "string"),
+    ("_ResourceId", "string"),
+    ("_SubscriptionId", "string"),
+    ("_ItemId", "string"),
+    ("_TimeReceived", "datetime"),
+    ("_IsBillable", "string"),
+    ("_BilledSize", "real"),
+)
+# Names a custom table's column cannot have, compared ignoring case: the reserved ones and the standard columns'.
+UNSTORABLE_COLUMNS = RESERVED_COLUMNS | {name.lower() for name, _ in STANDARD_COLUMNS}
+# What a table stores such a column under: its name and this suffix (repeated until the name is free).
+STORED_SUFFIX = "_"
+
+
+def stored_names(names: Sequence[str]) -> dict[str, str]:
+    """The columns of a table (`names`, in order) that a custom table cannot hold under their own name, each with
+    the name it holds it under: `<name>_`. Those are the reserved and standard names (AlertInfo's `Title`,
+    IdentityInfo's `Type`), and a name equal, ignoring case, to an earlier column's (IdentityInfo's `AccountUPN`
+    after `AccountUpn`: Log Analytics is taken to compare column names ignoring case, as it does reserved names).
+    The stream keeps sending the native name; the data flow renames it (`arm.rename_transform`) and the workspace
+    function presents it under its native name again."""
+    taken = {name.lower() for name in names}
+    seen: set[str] = set()
+    stored: dict[str, str] = {}
+    for name in names:
+        folded = name.lower()
+        if folded in UNSTORABLE_COLUMNS or folded in seen:
+            new = name + STORED_SUFFIX
+            while new.lower() in taken or new.lower() in UNSTORABLE_COLUMNS:
+                new += STORED_SUFFIX
+            taken.add(new.lower())
+            stored[name] = new
+        seen.add(folded)
+    return stored
 
 
 def check_template(template: dict[str, Any]) -> list[str]:
@@ -66,15 +108,15 @@ def _check_table(name: str, properties: dict[str, Any]) -> list[str]:
     if len(columns) > MAX_COLUMNS_PER_TABLE:
         problems.append(f"{where}: {len(columns)} columns; a table may have {MAX_COLUMNS_PER_TABLE}")
     plan = properties.get("plan")
-    names = [c["name"] for c in columns]
+    names = [c["name"].lower() for c in columns]
     if len(set(names)) != len(names):
-        problems.append(f"{where}: duplicate column names")
+        problems.append(f"{where}: duplicate column names (compared ignoring case)")
     for column in columns:
         column_name, column_type = column["name"], column["type"]
         if not COLUMN_NAME.fullmatch(column_name) or len(column_name) > MAX_COLUMN_NAME_CHARS:
             problems.append(f"{where}: column {column_name!r} must be a letter then letters/digits/_, <= 45 chars")
-        if column_name.lower() in RESERVED_COLUMNS:
-            problems.append(f"{where}: column {column_name!r} is reserved")
+        if column_name.lower() in UNSTORABLE_COLUMNS:
+            problems.append(f"{where}: column {column_name!r} is reserved or a standard column")
         if column_type not in TABLE_COLUMN_TYPES.values():
             problems.append(f"{where}: column {column_name!r} has type {column_type!r}, not a Tables API type")
     if plan == "Auxiliary" and any(c["type"] == "dynamic" for c in columns):
@@ -127,21 +169,31 @@ def _check_rule(rule: dict[str, Any], tables: dict[str, dict[str, Any]]) -> list
         if unknown:
             problems.append(f"{where}: data flow reads undeclared streams {unknown}")
             continue
-        if transform in (None, "source"):
-            problems.extend(_check_columns_match(where, streams[flow["streams"][0]], tables[table], table))
+        try:
+            renames = transform_renames(transform)
+        except ValueError:
+            continue  # a transform of someone else's: what lands is its business
+        declaration = streams[flow["streams"][0]]
+        problems.extend(_check_columns_match(where, declaration, tables[table], table, renames))
         if tables[table]["plan"] == "Auxiliary" and len(set(outputs)) > 1:
             problems.append(f"{where}: an Auxiliary table ({table}) needs a DCR of its own")
     return problems
 
 
-def _check_columns_match(where: str, declaration: dict[str, Any], table: dict[str, Any], name: str) -> list[str]:
-    """Without a transform the stream's columns land as they are: each must be a table column of its type."""
+def _check_columns_match(
+    where: str, declaration: dict[str, Any], table: dict[str, Any], name: str, renames: dict[str, str]
+) -> list[str]:
+    """The stream's columns land as they are, or renamed by the transform (`renames`): each must then be a table
+    column of its type."""
     table_types = {c["name"]: c["type"] for c in table["schema"]["columns"]}
-    problems = []
+    declared = {column["name"] for column in declaration["columns"]}
+    unknown = [sent for sent in renames if sent not in declared]
+    problems = [f"{where}: the transform renames {sent}, which the stream does not declare" for sent in unknown]
     for column in declaration["columns"]:
-        expected = table_types.get(column["name"])
+        landed = renames.get(column["name"], column["name"])
+        expected = table_types.get(landed)
         if expected is None:
-            problems.append(f"{where}: column {column['name']} is not in table {name}; the DCR would drop it")
+            problems.append(f"{where}: column {landed} is not in table {name}; the DCR would drop it")
         elif STREAM_COLUMN_TYPES[_TABLE_TO_SCHEMA_TYPE[expected]] != column["type"]:
             problems.append(f"{where}: column {column['name']} is {column['type']} in the stream, {expected} in {name}")
     return problems

@@ -17,7 +17,7 @@ from ingestor.config import Config, env_name, load_config
 from ingestor.errors import ConfigError
 from ingestor.provision.azure_rules import check_template
 from ingestor.provision.resolve import resolve_config, secrets_in
-from ingestor.provision.template import DEFAULT_FUNCTION_NAME, build_template, plan_rules
+from ingestor.provision.template import DEFAULT_FUNCTION_NAME, build_template, explain_rules, plan_rules
 
 TEMPLATE_FILE = "azuredeploy.json"
 CONFIG_FILE = "ingestor.yaml"
@@ -92,6 +92,8 @@ def _write(
     rules = plan_rules(config)
     count = sum(len(r.destinations) for r in rules)
     print(f"wrote {args.out / TEMPLATE_FILE}: {count} tables, {len(rules)} data collection rules", file=sys.stderr)
+    for line in explain_rules(config, rules):
+        print(f"  {line}", file=sys.stderr)
     print(f"wrote {args.out / CONFIG_FILE}" + ("" if outputs else " (placeholders until --outputs)"), file=sys.stderr)
     for path in withheld:
         env = env_name(path)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ingestor.errors import IngestorError
+from ingestor.provision.azure_rules import STANDARD_COLUMNS
 from ingestor.tables import load_schemas
 
 NODE_HINT = (
@@ -52,19 +53,6 @@ ARM_TO_KQL = {
 }
 # Schema file column types (ingestor.tables.ColumnType) -> KQL scalar types.
 SCHEMA_TO_KQL = {**{t: t for t in ARM_TO_KQL.values()}, "boolean": "bool"}
-# Columns Log Analytics adds to every table (Azure Monitor "standard columns"; the `_` ones are hidden from
-# `getschema` and the schema pane but queryable). TimeGenerated is standard too, but a custom table declares it.
-STANDARD_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("TenantId", "string"),
-    ("SourceSystem", "string"),
-    ("Type", "string"),
-    ("_ResourceId", "string"),
-    ("_SubscriptionId", "string"),
-    ("_ItemId", "string"),
-    ("_TimeReceived", "datetime"),
-    ("_IsBillable", "string"),
-    ("_BilledSize", "real"),
-)
 # `[format('{0}/Name', parameters('workspaceName'))]`, the way `ingestor provision` names workspace children.
 _FORMATTED_CHILD = re.compile(r"\[format\('\{0\}/([^']+)',.*\)\]")
 
@@ -141,12 +129,14 @@ def _child_name(arm_name: str) -> str:
 
 def native_database(name: str = "defender") -> Database:
     """The native Defender tables as Sentinel (and advanced hunting in Defender) have them: each schema's columns
-    except those the ingestor adds, in schema order, then TimeGenerated and Log Analytics' standard columns."""
-    tables = {
-        table: [(c.name, SCHEMA_TO_KQL[c.type]) for c in schema.columns if c.origin != "added"]
-        + [("TimeGenerated", "datetime"), *STANDARD_COLUMNS]
-        for table, schema in load_schemas().items()
-    }
+    except those the ingestor adds, in schema order, then TimeGenerated and those of Log Analytics' standard columns
+    the table does not document itself (IdentityInfo's own `Type` and `TenantId` stand for the standard ones)."""
+    tables = {}
+    for table, schema in load_schemas().items():
+        native = [(c.name, SCHEMA_TO_KQL[c.type]) for c in schema.columns if c.origin != "added"]
+        names = {c for c, _ in native}
+        standard = [c for c in (("TimeGenerated", "datetime"), *STANDARD_COLUMNS) if c[0] not in names]
+        tables[table] = native + standard
     return Database(name=name, tables=tables)
 
 

@@ -6,8 +6,9 @@ API exports of analytics rules (JSON: every `properties.query`). Each query is a
 (`provision.kql`) twice: against the native Defender tables and against the provisioned tables and functions. It
 breaks when the second reports an error the first does not; a query that fails against the native tables too
 (another table, a Sentinel function, a syntax error) cannot be checked, and is listed as such. `needs` then checks
-what each query needs of the retention configuration (plan, kept columns, interactive retention), finding the
-tables and columns it reads by a token scan of its text (comments and string literals stripped), not the analyzer.
+what each query needs of the configuration (its tables ingested; plan, kept columns, interactive retention),
+finding the tables and columns it reads by a token scan of its text (comments and string literals stripped), not
+the analyzer.
 """
 
 from __future__ import annotations
@@ -184,7 +185,8 @@ def queryable_days(cls: RetentionClass, name: str) -> tuple[int | None, str]:
 
 
 def needs(queries: list[Query], config: Config) -> list[str]:
-    """What each query needs of the retention configuration and does not get: one finding (a short block) each."""
+    """What each query needs of the configuration and does not get: one finding (a short block) each. A table the
+    configuration does not ingest (`schemas.tables`) gets no workspace function, so a query reading it breaks."""
     schemas = load_schemas()
     routes = config.routes()
     retention = config.retention
@@ -192,7 +194,12 @@ def needs(queries: list[Query], config: Config) -> list[str]:
     for query in queries:
         names = set(_NAME.findall(_STRIPPED.sub(" ", query.text)))
         window = window_days(query)
-        for table in sorted(names & set(schemas)):
+        findings.extend(
+            f"{query.where}: {table} is not ingested (not in schemas.tables): no rows, no workspace function.\n"
+            f"    fix: add {table} to schemas.tables"
+            for table in sorted(names & set(schemas) - set(routes))
+        )
+        for table in sorted(names & set(routes)):
             for destination in routes[table].destinations:
                 name = destination.retention_tag
                 cls = retention.classes[name]
@@ -232,5 +239,5 @@ def report_findings(findings: list[str], out: TextIO) -> int:
     for finding in findings:
         print(f"NEEDS: {finding}", file=out)
     noun = "finding" if len(findings) == 1 else "findings"
-    print(f"{len(findings)} {noun} on what the queries need of the retention configuration", file=out)
+    print(f"{len(findings)} {noun} on what the queries need of the configuration", file=out)
     return 1 if findings else 0

@@ -16,8 +16,9 @@ from ingestor.provision.template import plan_rules
 
 def resolve_config(doc: dict[str, Any], config: Config, outputs: dict[str, Any] | None) -> dict[str, Any]:
     """`doc` (the configuration file as read) with the endpoint and every destination's DCR, stream and table
-    set; without `outputs`, the values are `${output}` placeholders naming the deployment output to use. Secrets
-    are never copied: each becomes `${INGESTOR_...}`, which check-config refuses until that variable is set."""
+    set, and each `sink.tables.<T>.rule_id` it holds set to its table's DCR too; without `outputs`, the values are
+    `${output}` placeholders naming the deployment output to use. Secrets are never copied: each becomes
+    `${INGESTOR_...}`, which check-config refuses until that variable is set."""
     endpoint = _output(outputs, ENDPOINT_OUTPUT)
     rule_ids = _output(outputs, RULE_IDS_OUTPUT) if outputs is not None else {}
     resolved = copy.deepcopy(doc)
@@ -31,6 +32,7 @@ def resolve_config(doc: dict[str, Any], config: Config, outputs: dict[str, Any] 
     sink["endpoint"] = endpoint if outputs is not None else f"${{{ENDPOINT_OUTPUT}}}"
     retention = resolved.setdefault("retention", {})
     by_table = retention.setdefault("destinations", {})
+    per_table = sink.get("tables") if isinstance(sink.get("tables"), dict) else {}
     for index, rule in enumerate(plan_rules(config)):
         if outputs is not None and rule.key not in rule_ids:
             raise ConfigError([f"--outputs: {RULE_IDS_OUTPUT} has no {rule.key!r}; deploy the current template"])
@@ -38,6 +40,12 @@ def resolve_config(doc: dict[str, Any], config: Config, outputs: dict[str, Any] 
         for destination in rule.destinations:
             settings = by_table.setdefault(destination.table, {}).setdefault(destination.retention_tag, {})
             settings.update(rule_id=rule_id, stream=destination.stream, table_name=destination.table_name)
+            # `sink.tables.<T>.rule_id` (the default class's) is what an earlier layout gave the table: the DCR
+            # named above wins over it, but a stale one would still say otherwise in the file.
+            override = per_table.get(destination.table)
+            default = destination.retention_tag == config.retention.default_class
+            if default and isinstance(override, dict) and override.get("rule_id") is not None:
+                override["rule_id"] = rule_id
         if index == 0:
             sink["rule_id"] = rule_id  # required, but every destination names its own rule
     return resolved

@@ -1,6 +1,8 @@
 """The configuration's destinations -> the ARM template deploying them: `plan_rules` groups the (table, class)
-destinations into data collection rules, `table_columns`/`sent_columns` give their columns, and `build_template`
-declares the tables, the endpoint, the rules, their role assignments and the workspace functions. Pure.
+destinations into data collection rules within Azure's limits (`explain_rules` says how, in words),
+`table_columns`/`sent_columns`/`stored_names_of` give their columns and the names tables store them under, and
+`build_template` declares the tables, the endpoint, the rules, their role assignments and the workspace functions.
+Pure.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from ingestor.provision.arm import (
     STREAM_COLUMN_TYPES,
     TABLE_COLUMN_TYPES,
     TABLE_TYPE,
+    rename_transform,
 )
-from ingestor.provision.azure_rules import MAX_FLOWS_PER_DCR, MAX_PREFIX_CHARS
+from ingestor.provision.azure_rules import MAX_FLOWS_PER_DCR, MAX_PREFIX_CHARS, MAX_STREAMS_PER_DCR, stored_names
 from ingestor.provision.workspace_functions import function_query
 from ingestor.tables import Column
 
@@ -57,20 +60,55 @@ def destinations(config: Config) -> list[Destination]:
 
 
 def plan_rules(config: Config) -> list[Rule]:
-    """Group destinations into DCRs: one per class (10 tables fit one rule), one per destination on Auxiliary
-    (older documentation allows an Auxiliary table only a rule of its own)."""
+    """Group destinations into DCRs, class by class (a rule feeds the tables of one class). Each destination takes
+    a stream and a data flow of its rule, so a rule holds at most MAX_FLOWS_PER_DCR (and MAX_STREAMS_PER_DCR)
+    destinations. An Auxiliary class gives each destination a rule of its own, `<class>_<Table>` (older
+    documentation allows an Auxiliary table only a rule of its own); any other class takes as few rules as the
+    limits allow: `<class>` when one holds them all, else `<class>_1`, `<class>_2`, ..., each a run of the class's
+    tables in name order, as even as can be (22 tables: 8, 7 and 7), so every rule keeps room under the limits and
+    under the per-DCR rate limits, and a class's DCRs and names depend on its tables alone."""
     by_class: dict[str, list[Destination]] = {}
     for destination in destinations(config):
         by_class.setdefault(destination.retention_tag, []).append(destination)
+    limit = min(MAX_FLOWS_PER_DCR, MAX_STREAMS_PER_DCR)
     rules: list[Rule] = []
     for name, members in by_class.items():
         if config.retention.classes[name].plan == "Auxiliary":
             rules.extend(Rule(f"{name}_{d.table}", (d,)) for d in members)
             continue
-        chunks = [members[i : i + MAX_FLOWS_PER_DCR] for i in range(0, len(members), MAX_FLOWS_PER_DCR)]
-        for index, chunk in enumerate(chunks):
-            rules.append(Rule(name if len(chunks) == 1 else f"{name}_{index + 1}", tuple(chunk)))
+        count = -(-len(members) // limit)
+        size, longer = divmod(len(members), count)
+        start = 0
+        for index in range(count):
+            end = start + size + (index < longer)
+            rules.append(Rule(name if count == 1 else f"{name}_{index + 1}", tuple(members[start:end])))
+            start = end
     return rules
+
+
+def explain_rules(config: Config, rules: list[Rule] | None = None) -> list[str]:
+    """In words, for each class that takes more than one DCR, which tables each of its DCRs holds and why: a line
+    per class, then an indented line per DCR (`<key>: <tables>`). Empty when every class fits one DCR."""
+    rules = plan_rules(config) if rules is None else rules
+    by_class: dict[str, list[Rule]] = {}
+    for rule in rules:
+        by_class.setdefault(rule.destinations[0].retention_tag, []).append(rule)
+    lines = []
+    for name, members in by_class.items():
+        if len(members) == 1:
+            continue
+        tables = sum(len(rule.destinations) for rule in members)
+        if config.retention.classes[name].plan == "Auxiliary":
+            why = "older documentation allows a DCR that feeds an Auxiliary table no other table"
+            lines.append(f"class {name} (plan Auxiliary): {tables} tables, a DCR each: {why}")
+        else:
+            why = (
+                f"a DCR holds at most {MAX_FLOWS_PER_DCR} data flows and {MAX_STREAMS_PER_DCR} streams, one of each "
+                "per table"
+            )
+            lines.append(f"class {name}: {tables} tables in {len(members)} DCRs: {why}")
+        lines.extend(f"  {rule.key}: {', '.join(d.table for d in rule.destinations)}" for rule in members)
+    return lines
 
 
 def table_columns(config: Config, table: str) -> tuple[Column, ...]:
@@ -80,6 +118,12 @@ def table_columns(config: Config, table: str) -> tuple[Column, ...]:
     (dynamic, origin "added") when `validation.unknown_columns` is keep. The one list behind the tables, the DCR
     streams (`sent_columns`, a destination's view of it) and the workspace functions."""
     return config.table_schemas()[table].columns
+
+
+def stored_names_of(config: Config, table: str) -> dict[str, str]:
+    """The columns of the Defender table `table` that its destination tables store under another name, with that
+    name (`azure_rules.stored_names`: `Title` -> `Title_`): the same for every class and projection of the table."""
+    return stored_names([c.name for c in table_columns(config, table)])
 
 
 def sent_columns(config: Config, destination: Destination) -> tuple[Column, ...]:
@@ -173,13 +217,15 @@ def _parameters() -> dict[str, Any]:
 
 def _table(destination: Destination, config: Config) -> dict[str, Any]:
     cls = config.retention.classes[destination.retention_tag]
+    stored = stored_names_of(config, destination.table)
     properties: dict[str, Any] = {
         "plan": cls.plan,
         "schema": {
             "name": destination.table_name,
             "description": f"Defender {destination.table}, retention class {destination.retention_tag}",
             "columns": [
-                {"name": c.name, "type": TABLE_COLUMN_TYPES[c.type]} for c in sent_columns(config, destination)
+                {"name": stored.get(c.name, c.name), "type": TABLE_COLUMN_TYPES[c.type]}
+                for c in sent_columns(config, destination)
             ],
         },
     }
@@ -229,13 +275,20 @@ def _rule(rule: Rule, config: Config) -> dict[str, Any]:
                 {
                     "streams": [d.stream],
                     "destinations": [WORKSPACE_ALIAS],
-                    "transformKql": "source",
+                    "transformKql": _transform(config, d),
                     "outputStream": f"Custom-{d.table_name}",
                 }
                 for d in rule.destinations
             ],
         },
     }
+
+
+def _transform(config: Config, destination: Destination) -> str:
+    """`source`, or `source` with the columns the table stores under another name renamed (`stored_names_of`)."""
+    stored = stored_names_of(config, destination.table)
+    sent = sent_columns(config, destination)
+    return rename_transform({c.name: stored[c.name] for c in sent if c.name in stored})
 
 
 def _role_assignment(rule: Rule) -> dict[str, Any]:
@@ -259,7 +312,11 @@ def _function(table: str, members: list[Destination], function_name: str, config
     """The function named after `table`: the native table exactly (`workspace_functions.function_query`)."""
     alias = function_name.format(table=table)
     tables = [d.table_name for d in members]
-    query = function_query(table_columns(config, table), [(d.table_name, sent_columns(config, d)) for d in members])
+    query = function_query(
+        table_columns(config, table),
+        [(d.table_name, sent_columns(config, d)) for d in members],
+        stored_names_of(config, table),
+    )
     return {
         "type": FUNCTION_TYPE,
         "apiVersion": FUNCTIONS_API,

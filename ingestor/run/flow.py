@@ -162,6 +162,7 @@ class Flow:
         unknown: Counter[tuple[str, str]] = Counter()
         truncated: Counter[str] = Counter()
         unmapped: Counter[str] = Counter()
+        converted: Counter[tuple[str, str, str]] = Counter()
         topics: Counter[str] = Counter()
         rejected: list[Rejected] = []
         rejected_tickets: list[Ticket] = []
@@ -190,18 +191,25 @@ class Flow:
                 truncated.update(result.truncated_fields)
             if result.unmapped_bytes:
                 unmapped.update(result.unmapped_bytes)
+            if result.converted:
+                converted.update(result.converted)
         self.dead_letter.put(rejected, rejected_tickets)
-        self._count(topics, read, skipped, rejected, unknown, truncated, unmapped)
+        self._count(topics, read, skipped, rejected, unknown, truncated, unmapped, converted)
 
     def process_rows(self, table: str, rows: list[bytes], ticket: Ticket) -> None:
         """Shaped rows that skip decoding (rows the sink dead-lettered, replayed); `ticket` must be unsealed.
 
         Each goes to its table's destination for the class in its `RetentionTag`, or, for a class no longer
         configured, where a row matching no rule's predicate goes. A row for an Auxiliary destination goes into
-        the window of its `TimeGenerated`.
+        the window of its `TimeGenerated`. Rows of a table not ingested (`schemas.tables`) are skipped and counted,
+        as its records are.
         """
+        route = self.routes.get(table)
+        if route is None:
+            self.metrics.events_read.labels(UNKNOWN_TABLE).inc(len(rows))
+            self.metrics.events_skipped.labels(table).inc(len(rows))
+            return
         ticket.expect(len(rows))
-        route = self.routes[table]
         by_tag = {d.retention_tag: d for d in route.destinations}
         for row in rows:
             try:
@@ -234,6 +242,7 @@ class Flow:
         unknown: Counter[tuple[str, str]],
         truncated: Counter[str],
         unmapped: Counter[str],
+        converted: Counter[tuple[str, str, str]],
     ) -> None:
         m = self.metrics
         for topic, n in topics.items():
@@ -253,6 +262,8 @@ class Flow:
             m.truncated_fields.labels(table).inc(n)
         for table, n in unmapped.items():
             m.unmapped_column_bytes.labels(table).inc(n)
+        for (table, column, rule), n in converted.items():
+            m.values_converted.labels(table, column, rule).inc(n)
         m.inflight_bytes.set(self.inflight_bytes)
 
 

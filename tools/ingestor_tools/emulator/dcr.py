@@ -2,10 +2,11 @@
 
 `default_dcr` declares one `Custom-<T>_CL` stream per schema table into `<T>_CL`, with the columns of the
 default configuration's tables: all the schema's and UnmappedColumns (unknown columns are kept by default), or
-those of the schemas given (for instance `Config.table_schemas()`, with promoted columns). `template_dcrs` reads
-the rules an `ingestor provision` ARM template declares, as a deployment would create them (promoted columns and
-UnmappedColumns as the template declares them), and `deployment_outputs` gives the outputs such a deployment
-reports (`az ... --query properties.outputs`).
+those of the schemas given (for instance `Config.table_schemas()`, with promoted columns), each stored under the
+name provision gives it (`Title` as `Title_`, `ingestor.provision.azure_rules.stored_names`). `template_dcrs` reads
+the rules an `ingestor provision` ARM template declares, as a deployment would create them (promoted columns,
+UnmappedColumns and the data flows' renames as the template declares them), and `deployment_outputs` gives the
+outputs such a deployment reports (`az ... --query properties.outputs`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from ingestor.provision.arm import (
     RULE_IDS_OUTPUT,
     resources_of,
     template_tables,
+    transform_renames,
 )
+from ingestor.provision.azure_rules import stored_names
 from ingestor.tables import (
     COLUMN_TYPES,
     TableSchema,
@@ -46,6 +49,8 @@ class DcrDefinition:
     table_plans: dict[str, str] = field(default_factory=dict)
     # the rule's key in a provisioned deployment's outputs
     key: str = ""
+    # stream name -> (column sent -> column its table stores it as), for the columns the data flow renames
+    renames: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unrouted = sorted(set(self.streams) - set(self.output_tables))
@@ -66,6 +71,7 @@ def default_dcr(immutable_id: str, schemas: Mapping[str, TableSchema] | None = N
         immutable_id=immutable_id,
         streams={default_stream_name(t): tuple((c.name, c.type) for c in s.columns) for t, s in schemas.items()},
         output_tables={default_stream_name(t): default_table_name(t) for t in schemas},
+        renames={default_stream_name(t): names for t, s in schemas.items() if (names := stored_names(s.column_names))},
     )
 
 
@@ -83,11 +89,19 @@ def template_dcrs(template: dict[str, Any]) -> list[DcrDefinition]:
         if not key:
             raise ValueError(f"DCR {resource['name']} has no {DCR_KEY_TAG} tag; was the template written by provision?")
         properties = resource["properties"]
-        outputs = {}
+        outputs, renames = {}, {}
         for flow in properties["dataFlows"]:
-            if flow.get("transformKql", "source") != "source" or len(flow["streams"]) != 1:
-                raise ValueError(f"DCR {key}: the emulator runs only data flows of one stream without a transform")
+            try:
+                renamed = transform_renames(flow.get("transformKql"))
+            except ValueError:
+                renamed = None
+            if renamed is None or len(flow["streams"]) != 1:
+                raise ValueError(
+                    f"DCR {key}: the emulator runs only data flows of one stream that land it as it is or renaming "
+                    "columns (`source | project-rename ...`)"
+                )
             outputs[flow["streams"][0]] = flow["outputStream"].removeprefix("Custom-")
+            renames[flow["streams"][0]] = renamed
         dcrs.append(
             DcrDefinition(
                 immutable_id=immutable_id(key),
@@ -98,6 +112,7 @@ def template_dcrs(template: dict[str, Any]) -> list[DcrDefinition]:
                 output_tables=outputs,
                 table_plans={table: plans.get(table, "Analytics") for table in outputs.values()},
                 key=key,
+                renames={stream: names for stream, names in renames.items() if names},
             )
         )
     if not dcrs:

@@ -1,5 +1,6 @@
 """The Logs Ingestion API's body rules: at most 1 MiB as sent, optional gzip, a JSON array of objects whose
-columns the stream declares, with values of the declared types and no reserved columns; for Auxiliary tables,
+columns the stream declares, with values of the declared types and no reserved columns but those the stream
+declares (its data flow renames them: `dcr.DcrDefinition.renames`); for Auxiliary tables,
 TimeGenerated with 6 decimals and at most 30 minutes between a request's rows. Violations raise
 `ApiError`, carrying the status, error code and message the real service would answer.
 """
@@ -94,7 +95,7 @@ def check_rows(rows: list[dict[str, Any]], stream: str, columns: Mapping[str, st
     """Raise a 400 naming the first row index and column that the stream declaration does not accept."""
     for index, row in enumerate(rows):
         for name, value in row.items():
-            if name in RESERVED_COLUMNS:
+            if name in RESERVED_COLUMNS and name not in columns:  # declared: the data flow renames it
                 raise ApiError(
                     400,
                     "ReservedColumn",

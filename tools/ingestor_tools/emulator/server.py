@@ -49,6 +49,8 @@ class _Stream:
     table_name: str
     columns: dict[str, str]
     plan: str = "Analytics"
+    # column sent -> column the table stores it as (the data flow's `project-rename`)
+    renames: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,11 @@ class Emulator:
         self._rule_ids = {dcr.immutable_id for dcr in dcrs}
         self._streams = {
             (dcr.immutable_id, name): _Stream(
-                name, dcr.output_tables[name], dict(columns), dcr.table_plans.get(dcr.output_tables[name], "Analytics")
+                name,
+                dcr.output_tables[name],
+                dict(columns),
+                dcr.table_plans.get(dcr.output_tables[name], "Analytics"),
+                dcr.renames.get(name, {}),
             )
             for dcr in dcrs
             for name, columns in dcr.streams.items()
@@ -281,6 +287,8 @@ class Emulator:
         check_rows(rows, stream.name, stream.columns)
         if stream.plan == "Auxiliary":
             check_auxiliary_rows(rows)
+        if stream.renames:  # the data flow's transform: the rows land under the names the table stores
+            rows = [{stream.renames.get(name, name): value for name, value in row.items()} for row in rows]
         return _Accepted(stream, len(rows), [msgspec.json.encode(row).decode() for row in rows])
 
     def _record(self, record: RequestRecord, accepted: _Accepted | None) -> None:

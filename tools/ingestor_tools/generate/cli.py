@@ -15,11 +15,14 @@ from datetime import UTC, datetime
 from ingestor.tables import load_schemas
 from ingestor_tools.generate.manifest import ENVELOPES, INVALID_KINDS
 from ingestor_tools.generate.sinks import produce_kafka, write_file
-from ingestor_tools.generate.traffic import DEFAULT_MIX, TrafficGenerator
+from ingestor_tools.generate.traffic import DEFAULT_MIX, MIXES, TrafficGenerator
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    """`"DeviceProcessEvents=30,DeviceNetworkEvents=25"` -> weights; unknown tables name the valid ones."""
+    """A named mix (`all`, `device`) or `"DeviceProcessEvents=30,DeviceNetworkEvents=25"` -> weights; unknown
+    tables name the valid ones."""
+    if text.strip() in MIXES:
+        return dict(MIXES[text.strip()])
     valid = sorted(load_schemas())
     mix: dict[str, float] = {}
     for item in text.split(","):
@@ -85,7 +88,8 @@ def positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingestor generate",
-        description="Generate seeded synthetic Defender XDR Streaming API traffic for the Device* tables.",
+        description="Generate seeded synthetic Defender XDR Streaming API traffic for every table it exports "
+        "(Device, alert, mail, identity, cloud-app and URL-click tables), with a manifest of what was made.",
     )
     parser.add_argument("--seed", type=int, default=1, help="RNG seed; same options + seed = same bytes")
     amount = parser.add_mutually_exclusive_group()
@@ -94,9 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mix",
         type=parse_mix,
-        help="table weights, e.g. DeviceProcessEvents=30,DeviceNetworkEvents=25 (default: a realistic tenant: "
-        + ",".join(f"{t}={w:g}" for t, w in DEFAULT_MIX.items())
-        + ")",
+        help=f"a named mix ({', '.join(MIXES)}: the ten Device tables alone) or table weights, e.g. "
+        "DeviceProcessEvents=30,DeviceNetworkEvents=25 (default: all, every table in a realistic tenant's "
+        "proportions: " + ",".join(f"{t}={w:g}" for t, w in DEFAULT_MIX.items()) + ")",
     )
     parser.add_argument("--devices", type=positive, default=200, help="size of the device pool (default 200)")
     parser.add_argument(
@@ -117,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_rate,
         default=0.0,
         help=f"share of invalid records, of kinds {', '.join(INVALID_KINDS)} (default 0)",
+    )
+    parser.add_argument(
+        "--drift-rate",
+        type=parse_rate,
+        default=0.0,
+        help='share of valid records with one value in another of Defender\'s own spellings ("" for null, '
+        '"0"/"1" for a flag, a number as text or text as a number, a dynamic object as JSON text); they land where '
+        "the decoder converts them (default 0: every value typed as its schema says)",
     )
     parser.add_argument("--start-time", type=parse_time, help="ISO-8601 time of the first event (default: now)")
     parser.add_argument("--out", help="write bodies to this file, one per line")
@@ -146,10 +158,11 @@ def run(argv: Sequence[str]) -> int:
 
     generator = TrafficGenerator(
         args.seed,
-        mix=args.mix,
+        mix=DEFAULT_MIX if args.mix is None else args.mix,
         devices=args.devices,
         start_time=args.start_time,
         invalid_rate=args.invalid_rate,
+        drift_rate=args.drift_rate,
     )
     records = args.events if args.messages is None else None
     if records is None and args.messages is None:
@@ -176,7 +189,8 @@ def run(argv: Sequence[str]) -> int:
     tables = " ".join(f"{t}={n}" for t, n in sorted(manifest.valid.items(), key=lambda kv: -kv[1]) if n)
     print(
         f"generated {manifest.records} records ({manifest.valid_records} valid, {manifest.invalid_records} invalid,"
-        f" {manifest.skipped} of them unknown-category) in {manifest.messages} messages,"
+        f" {manifest.skipped} of them unknown-category; {manifest.drifted_records} valid with type drift)"
+        f" in {manifest.messages} messages,"
         f" {manifest.raw_bytes / 1e6:.2f} MB -> {destination} in {elapsed:.1f}s; {tables}",
         file=sys.stderr,
     )

@@ -25,7 +25,9 @@ class Manifest:
     """What a generator emitted: the ground truth to compare a pipeline's output against.
 
     `invalid` counts every invalid record by kind; of those, `skipped` (unknown category) are records the
-    ingestor skips, and the rest (`dead_letter_records`) are records it must dead-letter.
+    ingestor skips, and the rest (`dead_letter_records`) are records it must dead-letter. `drifted` counts, per
+    table, the valid records that carry one value in another of Defender's spellings (`drift_rate`): valid,
+    they land once the decoder converts it.
     """
 
     seed: int
@@ -33,6 +35,7 @@ class Manifest:
     devices: int
     invalid_rate: float
     envelope: str = "records"
+    drift_rate: float = 0.0
     messages: int = 0
     records: int = 0
     raw_bytes: int = 0
@@ -40,6 +43,7 @@ class Manifest:
     valid_bytes: dict[str, int] = field(default_factory=dict)
     invalid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INVALID_KINDS, 0))
     skipped: int = 0
+    drifted: dict[str, int] = field(default_factory=dict)
 
     @property
     def valid_records(self) -> int:
@@ -48,6 +52,10 @@ class Manifest:
     @property
     def invalid_records(self) -> int:
         return sum(self.invalid.values())
+
+    @property
+    def drifted_records(self) -> int:
+        return sum(self.drifted.values())
 
     @property
     def dead_letter_records(self) -> int:
@@ -60,6 +68,7 @@ class Manifest:
             "devices": self.devices,
             "invalid_rate": self.invalid_rate,
             "envelope": self.envelope,
+            "drift_rate": self.drift_rate,
             "messages": self.messages,
             "records": self.records,
             "raw_bytes": self.raw_bytes,
@@ -70,6 +79,8 @@ class Manifest:
             "invalid": dict(self.invalid),
             "skipped": self.skipped,
             "dead_letter_records": self.dead_letter_records,
+            "drifted_records": self.drifted_records,
+            "drifted": dict(self.drifted),
         }
 
     def to_json(self) -> str:

@@ -84,7 +84,7 @@ class _Fill(dict[str, str]):
     """`str.format_map` mapping that draws placeholder values from the world on demand."""
 
     __slots__ = ("gen",)
-    FRESH = frozenset({"n", "big", "word", "features", "ext"})
+    FRESH = frozenset({"n", "n1", "n8", "big", "word", "features", "ext"})
 
     def __init__(self, gen: World, **fixed: str) -> None:
         super().__init__(fixed)
@@ -178,6 +178,8 @@ class World:
     def _placeholder_table(self) -> dict[str, Callable[[], str]]:
         return {
             "n": lambda: str(self._int(1, 9999)),
+            "n1": lambda: str(self._int(1, 4)),
+            "n8": lambda: str(self._int(1, 254)),
             "big": lambda: str(self._int(10**6, 10**10)),
             "guid": lambda: self._guid().upper(),
             "user": lambda: self._choice(pools.FIRST_NAMES),
