@@ -18,12 +18,14 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CredentialUnavailableError
 from credentials import FailingCredential
+from test_xdr_records import expected_value, stored_row
 
 from ingestor.commit import OffsetTracker, Partition, Position, Ticket
 from ingestor.config import LogsIngestionSinkConfig
 from ingestor.metrics import Metrics
 from ingestor.pipeline.batch import Batcher
 from ingestor.pipeline.decode import MessageDecoder
+from ingestor.provision.azure_rules import stored_names
 from ingestor.retention import build_routes
 from ingestor.sinks.dead_letter import DeadLetterQueue, FileStore, read_dead_letters
 from ingestor.sinks.delivery import Delivery
@@ -135,7 +137,7 @@ async def test_every_sample_record_lands_with_its_columns_and_a_request_id(emula
     samples = [r for path in sorted(SAMPLES_DIR.glob("*.json")) for r in json.loads(path.read_text())]
     rig = Rig(emulator, tmp_path)
     decoded = MessageDecoder(load_schemas(), routes=rig.routes).decode(json.dumps({"records": samples}).encode())
-    assert len(decoded.rows) == 10 and not decoded.rejected
+    assert len(decoded.rows) == len(samples) and not decoded.rejected
     async with LogsIngestionSink(rig.config) as sink:
         delivery = Delivery(rig.config, sink, rig.batchers, rig.dead_letter, rig.metrics)
         workers = asyncio.create_task(delivery.run())
@@ -149,15 +151,19 @@ async def test_every_sample_record_lands_with_its_columns_and_a_request_id(emula
     assert ticket.done
     for record, row in zip(samples, decoded.rows, strict=True):
         (landed,) = emulator.rows(f"{row.table}_CL")
-        assert landed == json.loads(row.body)
-        assert set(landed) == {k for k, v in record["properties"].items() if v is not None} | {
+        assert landed == stored_row(load_schemas()[row.table], json.loads(row.body))  # `Title` as `Title_`
+        native = {stored: name for name, stored in stored_names(list(load_schemas()[row.table].column_names)).items()}
+        landed = {native.get(k, k): v for k, v in landed.items()}
+        kinds = {c.name: c.type for c in load_schemas()[row.table].columns}
+        converted = {k: expected_value(kinds[k], v) for k, v in record["properties"].items()}
+        assert set(landed) == {k for k, v in converted.items() if v is not None} | {
             "TimeGenerated",
             "SourceTenantId",
             "RetentionTag",
         }
     with sqlite3.connect(emulator.db_path) as db:
         ids = [i for (i,) in db.execute("SELECT request_id FROM requests WHERE status = 204")]
-    assert len(ids) == 10 and len(set(ids)) == 10 and all(uuid.UUID(i) for i in ids)
+    assert len(ids) == len(samples) == len(set(ids)) and all(uuid.UUID(i) for i in ids)
 
 
 async def test_429_waits_for_retry_after_then_lands(emulator: Emulator, tmp_path: Path) -> None:
