@@ -74,12 +74,32 @@ def reconcile(produced: Counter[Key], landed: Counter[Key]) -> float:
 
 
 def wait_committed(bootstrap: str, topic: str, group: str, per_partition: dict[int, int], timeout: float = 120) -> None:
-    wait_for(
-        lambda: committed_offsets(bootstrap, topic, group) == per_partition,
-        timeout=timeout,
-        interval=0.5,
-        what="every message committed",
-    )
+    """Poll until every message of `per_partition` is committed, for as long as commits keep moving: fail when
+    nothing new is committed for `timeout` seconds (a catch-up on a busy machine may take longer than that, but
+    it never stands still)."""
+    progress: list[int] = []
+
+    def moved_or_done() -> bool:
+        committed = committed_offsets(bootstrap, topic, group)
+        if committed == per_partition:
+            return True
+        total = sum(o or 0 for o in committed.values())
+        moved = bool(progress) and total > progress[-1]
+        progress.append(total)
+        if moved:
+            raise _Moved
+        return False
+
+    while True:
+        try:
+            wait_for(moved_or_done, timeout=timeout, interval=0.5, what="a commit: every message committed")
+            return
+        except _Moved:
+            continue
+
+
+class _Moved(Exception):
+    """Commits moved while `wait_committed` waited: its wait starts again."""
 
 
 # Each of the 20 lives waits about 11 s for its partitions (the group drops the killed member only after its
