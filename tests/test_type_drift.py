@@ -32,6 +32,7 @@ from realparts import (
     wait_for,
 )
 from test_config import base
+from test_fuzz import MemoryStore
 
 from ingestor.commit import OffsetTracker, Position
 from ingestor.config import parse_config
@@ -396,17 +397,6 @@ def test_the_first_conversion_of_each_column_and_rule_is_logged_once(
         ("DeviceInfo", "Xint", "text_as_integer"),
     ]
     assert all(r.levelno == logging.INFO for r in caplog.records if hasattr(r, "rule"))
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-
-    async def write(self, lines: list[bytes]) -> None:
-        self.lines.extend(lines)
-
-    async def close(self) -> None:
-        pass
 
 
 def test_the_flow_publishes_the_conversions_per_table_column_and_rule() -> None:
