@@ -105,6 +105,40 @@ def test_records_of_a_table_not_selected_are_skipped_and_counted_not_dead_letter
     assert [r.table for r in everything.rejected] == [other] and not everything.skipped
 
 
+def test_a_message_mixing_tables_in_and_out_of_the_selection_is_decoded_in_one_typed_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records of a table left out are skipped within the typed decode of the whole message, unread, whether a value
+    of an ingested record needs converting or not: the message never goes record by record (`_split`)."""
+    decoder = decoder_of(config(CHOSEN))
+
+    def record_by_record(*args: Any) -> list[bytes]:
+        raise AssertionError("the message went record by record")
+
+    monkeypatch.setattr(decoder, "_split", record_by_record)
+    drifted = sample("DeviceProcessEvents", InitiatingProcessParentId="")
+    broken = sample(OTHER, Timestamp={"not": "a time"})
+    for records, converted in [
+        ((sample("DeviceProcessEvents"), sample(OTHER), broken), {}),
+        ((drifted, sample(OTHER), sample("DeviceNetworkEvents"), broken),
+         {("DeviceProcessEvents", "InitiatingProcessParentId", "empty_as_null"): 1}),
+    ]:  # fmt: skip
+        result = decoder.decode(envelope(*records))
+        tables = [r["category"].removeprefix("AdvancedHunting-") for r in records]
+        assert [row.table for row in result.rows] == [t for t in tables if t != OTHER] and not result.rejected
+        assert result.skipped == {OTHER: 2} and result.read == len(records)
+        assert result.converted == converted
+
+
+def test_a_refused_record_beside_skipped_ones_is_explained_and_each_skip_counted_once() -> None:
+    decoder = decoder_of(config(CHOSEN))
+    invalid = sample("DeviceProcessEvents", ProcessId="not a number")
+    result = decoder.decode(envelope(sample(OTHER), invalid, sample(OTHER), sample("DeviceNetworkEvents")))
+    assert [r.table for r in result.rejected] == ["DeviceProcessEvents"]
+    assert [row.table for row in result.rows] == ["DeviceNetworkEvents"]
+    assert result.skipped == {OTHER: 2} and result.read == 4
+
+
 def test_the_selection_decides_what_is_skipped_not_the_table_name() -> None:
     """Any table can be selected out, the Device tables too, and any selected one lands."""
     for table in SAMPLED:

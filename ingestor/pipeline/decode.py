@@ -1,18 +1,18 @@
 """Decode, route, validate and shape: raw message bytes -> destination rows, rejects and skips.
 
-Input is the Event Hubs envelope `{"records": [...]}` or one record per line (Storage export). Every record read
-ends in exactly one of: a shaped row (serialized once, ready to batch), a Rejected (for the dead letter), or a
-skip (unknown category). Hot path: the whole message is decoded typed (route + validate) in one msgspec pass; if a
-value fails, it is decoded again with tolerant types and Defender's own spellings of values (`spellings`: `""` for
-null, `"1"` for true, ...) are converted in one pass; if anything in it still fails, it is split into raw records
-and each is decoded alone (its spellings converted the same way), and a record that fails is decoded again to
-explain why. Each conversion of a row made is counted per (table, column, rule) in `DecodeResult.converted`, the
-first of each logged once; columns in no schema are never converted. A reject's reason (`models.DEAD_LETTER_REASONS`)
-comes from the exception's type and, for a record that is valid JSON but not a valid row, from checking its values
-against their columns' types (`TableCodec.problem`), never from the wording of msgspec's messages; its detail names
-the column when there is one.
-A number beyond a double's range (`1e400`), which msgspec reads as no value, is kept as written where any value
-goes (dynamic and unknown columns) and is `invalid_value` in a typed column.
+Input is the Event Hubs envelope `{"records": [...]}` or one record per line (Storage export). Every record read ends
+in exactly one of: a shaped row (serialized once, ready to batch), a Rejected (for the dead letter), or a skip (a
+category not ingested). Hot path: the whole message is decoded typed (route + validate; records of a documented table
+that `schemas.tables` leaves out are skipped unread) in one msgspec pass; if a value fails, it is decoded again with
+tolerant types and Defender's own spellings of values (`spellings`: `""` for null, `"1"` for true, ...) are converted
+in one pass; if anything in it still fails, it is split into raw records and each is decoded alone (its spellings
+converted the same way), and a record that fails is decoded again to explain why. Each conversion of a row made is
+counted per (table, column, rule) in `DecodeResult.converted`, the first of each logged once; columns in no schema are
+never converted. A reject's reason (`models.DEAD_LETTER_REASONS`) comes from the exception's type and, for a record
+that is valid JSON but not a valid row, from checking its values against their columns' types (`TableCodec.problem`),
+never from the wording of msgspec's messages; its detail names the column when there is one. A number beyond a
+double's range (`1e400`), which msgspec reads as no value, is kept as written where any value goes (dynamic and
+unknown columns) and is `invalid_value` in a typed column.
 
 The invariant, enforced by `MessageDecoder.decode`: whatever bytes arrive, decoding returns; it never raises. A
 message over `max_message_bytes` and a record over `max_record_bytes` are refused before they are parsed (the dead
@@ -69,6 +69,7 @@ from ingestor.tables import (
     default_stream_name,
     default_table_name,
     is_column_name,
+    load_schemas,
     with_extra_columns,
 )
 
@@ -170,6 +171,14 @@ class MessageDecoder:
         self._error_kinds = BoundedLabels(MAX_ERROR_KINDS)
         # (table, column, rule) converted so far: bounded by the schemas' columns and the rules of their types.
         self._conversions_seen: set[tuple[str, str, str]] = set()
+        # A record struct per documented table left out of `schemas` (`schemas.tables`), with no field but its
+        # category: the typed pass skips such records without looking into them.
+        ingested = {s.category for s in schemas.values()}
+        self._not_ingested: dict[type[msgspec.Struct], str] = {
+            msgspec.defstruct(f"{s.table}NotIngested", [], tag_field="category", tag=s.category): s.category
+            for s in load_schemas().values()
+            if s.category not in ingested
+        }
         self._use({s.category: TableCodec.build(s, max_field_bytes=max_field_bytes) for s in schemas.values()})
 
     def _use(self, codecs: dict[str, TableCodec]) -> None:
@@ -177,10 +186,11 @@ class MessageDecoder:
         types = list(codecs.values())
         by_type = {c.record_type: c for c in types} | {c.fast_record_type: c for c in types}
         decode_record = msgspec.json.Decoder(record_union([c.record_type for c in types])).decode
-        fast = record_union([c.fast_record_type for c in types])
+        not_ingested = list(self._not_ingested)
+        fast = record_union([c.fast_record_type for c in types] + not_ingested)
         envelope = msgspec.defstruct("TypedEnvelope", [("records", list[fast])])  # type: ignore[valid-type]
         decode_message = msgspec.json.Decoder(envelope).decode
-        tolerant = record_union([c.tolerant_record_type for c in types])
+        tolerant = record_union([c.tolerant_record_type for c in types] + not_ingested)
         tolerant_envelope = msgspec.defstruct("TolerantEnvelope", [("records", list[tolerant])])  # type: ignore[valid-type]
         decode_tolerant = msgspec.json.Decoder(tolerant_envelope).decode
         by_type |= {c.tolerant_record_type: c for c in types}
@@ -218,11 +228,11 @@ class MessageDecoder:
         if size <= self._max_record_bytes:
             try:
                 records = self._whole(value, result)
-                if records:
+                if records is not None:
                     by_type, shape, append = self._by_type, self._shape, result.rows.append
                     for record in records:
                         append(shape(by_type[record.__class__], record, result))
-                    result.read = len(records)
+                    result.read = len(records) + result.skipped.total()
                     return result
             except Exception:  # noqa: BLE001 - any failure: the per-record path below explains it
                 result = DecodeResult()
@@ -276,16 +286,32 @@ class MessageDecoder:
         return None if kind in (None, "an array") else kind
 
     def _whole(self, value: bytes, result: DecodeResult) -> list[Any] | None:
-        """The message's records decoded typed as a whole, their spellings converted (counted in `result`); None or
-        [] when that cannot be done. Raises what msgspec raises for a message no typed decode takes."""
+        """The records of the message's ingested tables decoded typed as a whole, their spellings converted and the
+        records of documented tables not ingested skipped (both counted in `result`); None when that cannot be done
+        or the message holds no record. Raises what msgspec raises for a message no typed decode takes."""
         try:
             records: list[Any] = self._decode_message(value).records  # type: ignore[attr-defined]
+            drifted = False
         except msgspec.ValidationError:  # a value of the wrong class, or a category of no table of ours
             records = self._decode_tolerant(value).records  # type: ignore[attr-defined]
-        else:
-            if not records or self._datetimes_valid(records):
-                return records
-        return records if records and self._respelled(records, result) else None
+            drifted = True
+        if not records:
+            return None
+        skipped: list[str] = []
+        if self._not_ingested:
+            not_ingested, kept = self._not_ingested, []
+            for record in records:
+                category = not_ingested.get(record.__class__)
+                if category is None:
+                    kept.append(record)
+                else:
+                    skipped.append(category)
+            records = kept
+        if (drifted or not self._datetimes_valid(records)) and not self._respelled(records, result):
+            return None
+        for category in skipped:
+            self._skip(category, result)
+        return records
 
     def _respelled(self, records: list[Any], result: DecodeResult) -> bool:
         """Convert the spellings in typed-decoded `records` (`TableCodec.drift_groups`) and count them in `result`;
