@@ -11,8 +11,9 @@ Writes benchmarks/results/bench-<time>.json and the same figures to latest.json 
 the date, the commit and the machine), latest.md and latest.png; `--profile` adds a py-spy profile of
 one ingestor run with the share of time per stage. `--against REV` also runs the ingestor of an earlier commit
 (its `ingestor/` and `schemas/` taken from git), alternating with this one run by run, for a before/after in one
-run on the same input. `--mix device` (the default: the ten Device tables, the input of every run before issue 21)
-or `--mix all` (every table, in the generator's DEFAULT_MIX) picks the input's tables; `input.mix` records it.
+run on the same input. `--mix all` (the default: every table the Streaming API exports, in the generator's
+DEFAULT_MIX, as the product ingests by default) or `--mix device` (the ten Device tables, the input of every run
+before issue 21; use it `--against` a commit of then) picks the input's tables; `input.mix` records it.
 """
 
 from __future__ import annotations
@@ -315,9 +316,9 @@ def main() -> None:
     parser.add_argument(
         "--mix",
         choices=sorted(MIXES),
-        default="device",
-        help="tables of the input: device (the ten Device tables, as every run before issue 21: the default, so "
-        "figures stay comparable) or all (every table the Streaming API exports, in the generator's DEFAULT_MIX)",
+        default="all",
+        help="tables of the input: all (the default: every table the Streaming API exports, in the generator's "
+        "DEFAULT_MIX) or device (the ten Device tables, the input of every run before issue 21, for --against one)",
     )
     args = parser.parse_args()
 
@@ -468,7 +469,7 @@ def write(results: dict[str, Any]) -> None:
                "mean_request_bytes", "peak_rss_mib", "ingestor_cores", "broker_emulator_cores")  # fmt: skip
     lines = [
         f"Benchmark {results['time']}, commit {results['commit']}, {describe(results['machine'])}; input "
-        f"{results['input']['records']:,} records of the {results['input'].get('mix', 'device')} mix "
+        f"{results['input']['records']:,} records of the {results['input']['mix']} mix "
         f"({results['input']['raw_mb']} MB), medians of "
         f"{results['ingestor']['runs']} runs.",
         "",
