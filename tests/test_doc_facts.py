@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,30 @@ DEPLOYMENT = ROOT / "docs" / "deployment.md"
 SCALING = ROOT / "benchmarks" / "SCALING.md"
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 OPERATIONS = ROOT / "docs" / "operations.md"
-LOADED = "bench-20261207T122814Z.json"  # a run on a shared machine, quoted beside the latest (quiet) run
+LOADED = "bench-20261207T122814Z.json"  # a run on a shared machine, quoted beside a quiet one of the same day
+QUIET = "bench-20261207T144635Z.json"
+MIXED, DEVICE_ONLY = "bench-20261207T210407Z.json", "bench-20261207T205727Z.json"  # one machine, one day
 PROFILE = "bench-20261123T182557Z.json"
 OUTAGE = "outage-20261123T173103Z.json"
 
-# A figure: (results file, path of keys in it, factor from the file's unit to the one the docs print).
-Figure = tuple[str, tuple[str, ...], float]
+# A figure: (results file, path of keys in it, factor from the file's unit to the one the docs print), or a function
+# of figures (a difference the docs state in percent).
+Figure = tuple[str, tuple[str, ...], float] | Callable[[], float]
 
 
 def fig(*path: str, file: str = LATEST, scale: float = 1.0) -> Figure:
     return file, path, scale
 
 
+def more(than: Figure, other: Figure) -> Figure:
+    """How much more `other` is than `than`, in percent."""
+    return lambda: (figure(other) / figure(than) - 1) * PERCENT
+
+
 PERCENT, KB = 100.0, 1 / 1000
-LOADED_RE, LATEST_RE, PROFILE_RE, OUTAGE_RE = (re.escape(name) for name in (LOADED, LATEST, PROFILE, OUTAGE))
+LOADED_RE, LATEST_RE, PROFILE_RE, OUTAGE_RE, QUIET_RE, MIXED_RE, DEVICE_ONLY_RE = (
+    re.escape(name) for name in (LOADED, LATEST, PROFILE, OUTAGE, QUIET, MIXED, DEVICE_ONLY)
+)
 STAGES = (
     "decode + validate",
     "compress (gzip)",
@@ -66,7 +77,7 @@ OUTAGE_KEYS = (
 )
 # Each quote: the doc, a pattern over its text (whitespace collapsed to single spaces) with one group per figure.
 QUOTES: list[tuple[Path, str, list[Figure]]] = [
-    (README, r"One process does ([\d,]+) events per CPU second \(([\d.]+) CPU seconds per GB of raw JSON\), "
+    (README, r"one process does ([\d,]+) events per CPU second \(([\d.]+) CPU seconds per GB of raw JSON\), "
              r"([\d.]+) times as many as a hand-written SDK pipeline, with a peak RSS of ([\d.]+) MiB",
      [fig("ingestor", "events_per_cpu_sec"), fig("ingestor", "cpu_secs_per_gb"),
       fig("ratios", "events_per_cpu_sec_vs_baseline"), fig("ingestor", "peak_rss_mib")]),
@@ -77,20 +88,37 @@ QUOTES: list[tuple[Path, str, list[Figure]]] = [
       fig("baseline", "mean_request_share_of_limit", scale=PERCENT)]),
     (PERFORMANCE, r"Here the ingestor got ([\d.]+) cores \(`cores`; the broker and the emulator beside it ([\d.]+)\)",
      [fig("ingestor", "ingestor_cores"), fig("ingestor", "broker_emulator_cores")]),
+    (PERFORMANCE, r"the mixed input cost ([\d,]+) events per CPU second and ([\d.]+) CPU seconds per GB "
+                  rf"\(`{MIXED_RE}`\), Device-only input ([\d,]+) and ([\d.]+) \(`{DEVICE_ONLY_RE}`\): (\d+)% more CPU "
+                  r"per GB, with smaller requests \((\d+) KB against (\d+) KB",
+     [fig("ingestor", "events_per_cpu_sec", file=MIXED), fig("ingestor", "cpu_secs_per_gb", file=MIXED),
+      fig("ingestor", "events_per_cpu_sec", file=DEVICE_ONLY), fig("ingestor", "cpu_secs_per_gb", file=DEVICE_ONLY),
+      more(fig("ingestor", "cpu_secs_per_gb", file=DEVICE_ONLY), fig("ingestor", "cpu_secs_per_gb", file=MIXED)),
+      fig("ingestor", "mean_request_bytes", file=MIXED, scale=KB),
+      fig("ingestor", "mean_request_bytes", file=DEVICE_ONLY, scale=KB)]),
+    (PERFORMANCE, r"Device-only input costs what it cost before the other tables came: ([\d,]+) against ([\d,]+) "
+                  r"events per CPU second at fa446b4",
+     [fig("ingestor", "events_per_cpu_sec", file=DEVICE_ONLY),
+      fig("ingestor@fa446b4", "events_per_cpu_sec", file=DEVICE_ONLY)]),
     (PERFORMANCE, rf"\(`{LOADED_RE}`\), with two test suites sharing the machine \(load 3.18\), got ([\d.]+) "
-                  r"cores and moved ([\d,]+) events/s at ([\d,]+) events per CPU second",
+                  r"cores and moved ([\d,]+) events/s at ([\d,]+) events per CPU second, against ([\d,]+) events/s "
+                  rf"at ([\d,]+) for the same Device-only input with the machine to itself that day \(`{QUIET_RE}`",
      [fig("ingestor", "ingestor_cores", file=LOADED), fig("ingestor", "events_per_sec", file=LOADED),
-      fig("ingestor", "events_per_cpu_sec", file=LOADED)]),
+      fig("ingestor", "events_per_cpu_sec", file=LOADED), fig("ingestor", "events_per_sec", file=QUIET),
+      fig("ingestor", "events_per_cpu_sec", file=QUIET)]),
     (PERFORMANCE, r"two workers of `ingestor x2` got ([\d.]+) cores between them",
      [fig("ingestor x2", "ingestor_cores")]),
-    (PERFORMANCE, r"at ([\d,]+) events/s requests carried (\d+)% of the limit, at ([\d,]+) events/s (\d+)%",
-     [fig("ingestor", "events_per_sec"), fig("ingestor", "mean_request_share_of_limit", scale=PERCENT),
-      fig("ingestor", "events_per_sec", file=LOADED),
-      fig("ingestor", "mean_request_share_of_limit", file=LOADED, scale=PERCENT)]),
+    (PERFORMANCE, r"in those two runs, requests carried (\d+)% of the limit at ([\d,]+) events/s and (\d+)% at "
+                  r"([\d,]+) events/s",
+     [fig("ingestor", "mean_request_share_of_limit", file=QUIET, scale=PERCENT),
+      fig("ingestor", "events_per_sec", file=QUIET),
+      fig("ingestor", "mean_request_share_of_limit", file=LOADED, scale=PERCENT),
+      fig("ingestor", "events_per_sec", file=LOADED)]),
     (PERFORMANCE, r"half the ingestor's rate \(([\d,]+) events/s, default `linger_secs` 2 s\): "
                   r"p50 ([\d.]+) s, p99 ([\d.]+) s",
      [fig("latency", "rate_records"), fig("latency", "p50"), fig("latency", "p99")]),
-    (PERFORMANCE, rf"`{PROFILE_RE}`, commit 1f3d0ce\): decode and validate (\d+)%, gzip (\d+)% \(in worker threads\), "
+    (PERFORMANCE, rf"`{PROFILE_RE}`, commit 1f3d0ce, on Device-only input\): decode and validate (\d+)%, "
+                  r"gzip (\d+)% \(in worker threads\), "
                   r"shaping and encoding rows (\d+)%, event loop and start-up (\d+)%, Kafka fetch (\d+)% \(.*?\), "
                   r"batching and delivery (\d+)%, HTTPS (\d+)%, metrics (\d+)%",
      [fig("profile", stage, file=PROFILE, scale=PERCENT) for stage in STAGES]),
@@ -145,6 +173,8 @@ def flat(path: Path) -> str:
 
 
 def figure(figure: Figure) -> float:
+    if callable(figure):
+        return figure()
     file, keys, scale = figure
     value: Any = results(file)
     for key in keys:
@@ -188,6 +218,19 @@ def test_the_performance_table_is_latest_json() -> None:
             elif problem := mismatch(cell, value * scale):
                 wrong.append(f"{label} {key}: {problem}")
     assert not wrong, f"{table.where()} is not {LATEST}: {wrong}"
+
+
+def test_each_before_and_after_is_its_results_files_and_within_noise() -> None:
+    (table,) = [t for t in tables(PERFORMANCE) if t.header[:4] == ("Change", "This commit", "Before", "Results")]
+    assert table.rows, table.where()
+    for change, this, before, named in table.rows:
+        run = results(named.strip("`"))
+        quoted = re.fullmatch(r"([\d,]+) at ([0-9a-f]{7,})", before)
+        assert quoted, f"{table.where()}: {before!r} is no `events at commit`"
+        now, then = (run[name]["events_per_cpu_sec"] for name in ("ingestor", f"ingestor@{quoted.group(2)}"))
+        wrong = [m for m in (mismatch(this, now), mismatch(quoted.group(1), then)) if m]
+        assert not wrong, f"{table.where()}: {change}: {wrong}"
+        assert abs(now / then - 1) < 0.05, f"{change}: {now} against {then} is more than noise"
 
 
 @pytest.mark.parametrize("doc", [README, PERFORMANCE])
