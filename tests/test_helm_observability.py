@@ -183,6 +183,8 @@ def test_dashboard_has_the_variables_stable_unique_panel_ids_and_scoped_targets(
         assert word in titles, word
     for word in ("Ack latency", "lag", "Paused", "Retries", "waiting", "In-flight", "Ready and authorized"):
         assert word in titles, word
+    for word in ("Values converted by table and rule", "skipped by category"):
+        assert word in titles, word
     for panel in panels(board):
         if panel["type"] == "row":
             continue
