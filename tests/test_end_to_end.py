@@ -5,7 +5,6 @@ committed offsets and metrics are asserted against what the generator produced.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from landed import expected_row
 from realparts import (
     EmulatorProcess,
     IngestorProcess,
@@ -54,23 +54,6 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProce
 
 def key(row: dict[str, Any]) -> tuple[Any, ...]:
     return row["ReportId"], row["DeviceName"], row["Timestamp"]
-
-
-def expected_row(table: str, record: dict[str, Any]) -> dict[str, Any]:
-    """What the ingestor must land for a valid record: non-null columns, dynamic text parsed, added columns."""
-    dynamic = {c.name for c in SCHEMAS[table].columns if c.type == "dynamic"}
-    row: dict[str, Any] = {}
-    for column, value in record["properties"].items():
-        if value is None:
-            continue
-        if column in dynamic and isinstance(value, str) and value[:1] in "[{":
-            with contextlib.suppress(json.JSONDecodeError):  # truncated JSON text stays a string
-                value = json.loads(value)
-        row[column] = value
-    row["TimeGenerated"] = row["Timestamp"]
-    row["SourceTenantId"] = record["tenantId"]
-    row["RetentionTag"] = "default"
-    return row
 
 
 def produced_records(messages: list[bytes]) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
@@ -124,7 +107,7 @@ def test_pipeline_lands_every_valid_row_dead_letters_the_rest_and_commits(
         matched = [r for r in rows if key(r) in produced[table]]
         assert len(matched) >= manifest.valid[table]
         for row in matched[-manifest.valid[table] :]:
-            assert row == expected_row(table, produced[table][key(row)]), table
+            assert row == expected_row(produced[table][key(row)]), table
     big = [r for r in emulator.rows("DeviceInfo_CL") if r["ReportId"] > 2**53]
     assert big, "DeviceInfo ReportIds above 2^53 must survive exactly"
 

@@ -9,7 +9,6 @@ the table-wide tests take every typed column of every schema there is, from the 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -21,6 +20,7 @@ from typing import Any
 import msgspec
 import pytest
 from docblocks import tables
+from landed import expected_row
 from prometheus_client import generate_latest
 from realparts import (
     EmulatorProcess,
@@ -446,21 +446,6 @@ def drift(record: dict[str, Any], counts: Counter[tuple[str, str, str]]) -> dict
             continue
         counts[(table, name, rule)] += 1
     return drifted
-
-
-def expected_row(record: dict[str, Any]) -> dict[str, Any]:
-    """The row of a valid record as Defender meant it: non-null columns, dynamic JSON text parsed, added columns."""
-    table = record["category"].removeprefix("AdvancedHunting-")
-    dynamic = {c.name for c in SCHEMAS[table].columns if c.type == "dynamic"}
-    row: dict[str, Any] = {}
-    for column, value in record["properties"].items():
-        if value is None:
-            continue
-        if column in dynamic and isinstance(value, str) and value[:1] in "[{":
-            with contextlib.suppress(json.JSONDecodeError):  # truncated JSON text stays a string
-                value = json.loads(value)
-        row[column] = value
-    return row | {"TimeGenerated": row["Timestamp"], "SourceTenantId": record["tenantId"], "RetentionTag": "default"}
 
 
 @pytest.mark.emulator
