@@ -12,8 +12,9 @@ the date, the commit and the machine), latest.md and latest.png; `--profile` add
 one ingestor run with the share of time per stage. `--against REV` also runs the ingestor of an earlier commit
 (its `ingestor/` and `schemas/` taken from git), alternating with this one run by run, for a before/after in one
 run on the same input. `--mix all` (the default: every table the Streaming API exports, in the generator's
-DEFAULT_MIX, as the product ingests by default) or `--mix device` (the ten Device tables, the input of every run
-before issue 21; use it `--against` a commit of then) picks the input's tables; `input.mix` records it.
+DEFAULT_MIX, as the product ingests by default), `--mix device` (the ten Device tables, the input of every run
+before issue 21; use it `--against` a commit of then) or a tenant's own weights (`Table=weight,...`, as `ingestor
+generate --mix` takes them) picks the input's tables; `input.mix` records it.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ from ingestor.pipeline.decode import MessageDecoder  # noqa: E402
 from ingestor.retention import build_routes  # noqa: E402
 from ingestor.sinks.compress import BACKEND, gzip_array  # noqa: E402
 from ingestor.tables import load_schemas  # noqa: E402
-from ingestor_tools.generate import MIXES, TrafficGenerator  # noqa: E402
+from ingestor_tools.generate import TrafficGenerator  # noqa: E402
+from ingestor_tools.generate.cli import parse_mix  # noqa: E402
 
 PARTITIONS = 4
 MiB = 1_048_576
@@ -315,14 +317,18 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="also run the ingestor of commit REV, alternating runs")
     parser.add_argument(
         "--mix",
-        choices=sorted(MIXES),
         default="all",
         help="tables of the input: all (the default: every table the Streaming API exports, in the generator's "
-        "DEFAULT_MIX) or device (the ten Device tables, the input of every run before issue 21, for --against one)",
+        "DEFAULT_MIX), device (the ten Device tables, the input of every run before issue 21, for --against one) "
+        "or your tenant's weights, as `ingestor generate --mix` takes them (DeviceProcessEvents=30,...)",
     )
     args = parser.parse_args()
+    try:
+        mix = parse_mix(args.mix)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"--mix: {exc}")
 
-    generator = TrafficGenerator(seed=1, mix=MIXES[args.mix])
+    generator = TrafficGenerator(seed=1, mix=mix)
     messages = list(generator.messages(records=args.records))
     records, raw = generator.manifest.records, sum(map(len, messages))
     print(f"input: {records:,} records, {raw / 1e6:.0f} MB, {len(messages):,} messages, "
