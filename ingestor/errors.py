@@ -9,7 +9,7 @@ IngestorError
 +-- tables.SchemaError   a schema file is missing, unreadable or malformed, or a promoted column cannot be one
 +-- kql.AnalyzerError    the KQL analyzer of `provision --check-queries` failed
 |   +-- kql.AnalyzerUnavailable   Node.js or its npm package is missing; the message says how to get it
-+-- sinks.dead_letter.DeadLetterFull   the file dead letter holds max_total_bytes; also an OSError, so that it is
++-- sinks.dead_letter_file.DeadLetterFull   the file dead letter holds max_total_bytes; also an OSError, so that it is
                          handled as any failed write
 
 Outside the tree: ValueError for an argument no caller may pass, and RuntimeError from `sources.eventhubs` when the

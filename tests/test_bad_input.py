@@ -31,7 +31,8 @@ from ingestor.pipeline.decode import INVALID_NAME, MAX_SKIP_LABELS, MAX_UNKNOWN_
 from ingestor.retention import Predicate, TableRoute
 from ingestor.run.flow import Flow
 from ingestor.run.replay import _messages
-from ingestor.sinks.dead_letter import DeadLetterEntry, entry_for, fit_entry
+from ingestor.sinks.dead_letter import DeadLetterEntry, entry_for
+from ingestor.sinks.dead_letter_kafka import fit_entry
 
 sys.set_int_max_str_digits(0)  # JSON puts no limit on digits; rows are read back with json.loads
 

@@ -22,14 +22,8 @@ from ingestor.config import parse_config
 from ingestor.metrics import Metrics
 from ingestor.models import Rejected, SourceRef
 from ingestor.run.app import Ingestor
-from ingestor.sinks.dead_letter import (
-    DeadLetterFile,
-    DeadLetterFull,
-    DeadLetterQueue,
-    FileStore,
-    entry_for,
-    read_dead_letters,
-)
+from ingestor.sinks.dead_letter import DeadLetterQueue, entry_for
+from ingestor.sinks.dead_letter_file import DeadLetterFile, DeadLetterFull, FileStore, read_dead_letters
 
 RULE = "dcr-" + "ab" * 16
 

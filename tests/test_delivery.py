@@ -27,7 +27,8 @@ from ingestor.pipeline.batch import Batcher
 from ingestor.pipeline.decode import MessageDecoder
 from ingestor.provision.azure_rules import stored_names
 from ingestor.retention import build_routes
-from ingestor.sinks.dead_letter import DeadLetterQueue, FileStore, read_dead_letters
+from ingestor.sinks.dead_letter import DeadLetterQueue
+from ingestor.sinks.dead_letter_file import FileStore, read_dead_letters
 from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 from ingestor.tables import load_schemas

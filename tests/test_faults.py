@@ -29,7 +29,7 @@ from realparts import (
     wait_for,
 )
 
-from ingestor.sinks.dead_letter import read_dead_letters
+from ingestor.sinks.dead_letter_file import read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 

@@ -52,7 +52,8 @@ from realparts import (
     use_provisioned,
 )
 
-from ingestor.sinks.dead_letter import DeadLetterEntry, read_dead_letters
+from ingestor.sinks.dead_letter import DeadLetterEntry
+from ingestor.sinks.dead_letter_file import read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 from ingestor_tools.generate.sinks import ensure_topic

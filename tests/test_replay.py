@@ -30,7 +30,7 @@ from ingestor.run.replay import (
     parse_duration,
     storage_export_messages,
 )
-from ingestor.sinks.dead_letter import read_dead_letter_file, read_dead_letters
+from ingestor.sinks.dead_letter_file import read_dead_letter_file, read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools.generate import TrafficGenerator
 

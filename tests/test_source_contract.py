@@ -23,7 +23,7 @@ from realparts import committed_offsets, emulator_sink, produce, unique_names
 from ingestor.config import parse_config
 from ingestor.metrics import Metrics
 from ingestor.run.app import Ingestor
-from ingestor.sinks.dead_letter import read_dead_letters
+from ingestor.sinks.dead_letter_file import read_dead_letters
 from ingestor.sources.eventhubs import EventHubsSource
 from ingestor.sources.factory import make_source
 from ingestor_tools.emulator import Emulator

@@ -48,7 +48,7 @@ from ingestor.config import parse_config
 from ingestor.connect.reachability import FIRST_DELAY_SECS, MAX_DELAY_SECS, Backoff, Part, Unreachable
 from ingestor.metrics import Metrics
 from ingestor.run.app import Ingestor
-from ingestor.sinks.dead_letter import KafkaStore
+from ingestor.sinks.dead_letter_kafka import KafkaStore
 from ingestor.sources.eventhubs import EventHubsSource, checkpoint_store
 from ingestor_tools.emulator import Emulator
 

@@ -28,7 +28,7 @@ from ingestor.provision.azure_rules import check_template
 from ingestor.provision.query_check import Query, needs
 from ingestor.provision.template import build_template
 from ingestor.run.flow import Flow
-from ingestor.sinks.dead_letter import read_dead_letters
+from ingestor.sinks.dead_letter_file import read_dead_letters
 from ingestor.tables import load_schemas
 from ingestor_tools import SAMPLES_DIR
 from ingestor_tools.generate import TrafficGenerator

@@ -43,7 +43,7 @@ from ingestor.pipeline.decode import DecodeResult, MessageDecoder
 from ingestor.pipeline.spellings import RULES, SPELLINGS, STRING_OF_DYNAMIC
 from ingestor.retention import TableRoute
 from ingestor.run.flow import Flow
-from ingestor.sinks.dead_letter import read_dead_letters
+from ingestor.sinks.dead_letter_file import read_dead_letters
 from ingestor.tables import COLUMN_TYPES, TableSchema, load_schemas, with_extra_columns
 from ingestor_tools.generate import TrafficGenerator
 

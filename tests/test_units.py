@@ -16,7 +16,8 @@ from ingestor.metrics import Metrics
 from ingestor.models import FILL_TARGET, Batch, Destination, Rejected, SourceRef
 from ingestor.pipeline.batch import Batcher
 from ingestor.sinks.compress import gunzip, gzip_array
-from ingestor.sinks.dead_letter import DeadLetterFile, DeadLetterQueue, entry_for, read_dead_letters
+from ingestor.sinks.dead_letter import DeadLetterQueue, entry_for
+from ingestor.sinks.dead_letter_file import DeadLetterFile, read_dead_letters
 
 DEST = Destination("DeviceInfo", "dcr-" + "0" * 32, "Custom-DeviceInfo_CL", "DeviceInfo_CL")
 

@@ -36,7 +36,7 @@ from ingestor.metrics import Metrics
 from ingestor.models import Message
 from ingestor.pipeline.decode import INVALID_NAME, MAX_UNKNOWN_COLUMN_LABELS, MessageDecoder
 from ingestor.run.flow import Flow
-from ingestor.sinks.dead_letter import read_dead_letters
+from ingestor.sinks.dead_letter_file import read_dead_letters
 from ingestor.tables import MAX_COLUMNS_PER_TABLE, UNMAPPED_COLUMNS, load_schemas, with_extra_columns
 from ingestor_tools.emulator import Emulator
 from ingestor_tools.emulator.dcr import default_dcr, template_dcrs

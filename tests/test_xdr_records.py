@@ -27,7 +27,7 @@ from realparts import (
 )
 
 from ingestor.provision.azure_rules import stored_names
-from ingestor.sinks.dead_letter import read_dead_letters
+from ingestor.sinks.dead_letter_file import read_dead_letters
 from ingestor.tables import UNMAPPED_COLUMNS, TableSchema, default_table_name, load_schemas
 
 pytestmark = [pytest.mark.broker, pytest.mark.emulator, pytest.mark.process]

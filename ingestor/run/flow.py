@@ -25,7 +25,9 @@ from ingestor.metrics import Metrics
 from ingestor.models import Message, Rejected, SourceRef
 from ingestor.pipeline.batch import batcher_for
 from ingestor.pipeline.decode import UNKNOWN_WINDOW, MessageDecoder, auxiliary_time
-from ingestor.sinks.dead_letter import DeadLetterQueue, DeadLetterStore, FileStore, KafkaStore
+from ingestor.sinks.dead_letter import DeadLetterQueue, DeadLetterStore
+from ingestor.sinks.dead_letter_file import FileStore
+from ingestor.sinks.dead_letter_kafka import KafkaStore
 from ingestor.sinks.delivery import Delivery
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 from ingestor.sinks.service import Uploader

@@ -35,7 +35,8 @@ from ingestor.errors import UploadError
 from ingestor.metrics import Metrics
 from ingestor.models import DEAD_LETTER_REASONS, Destination, Message, Rejected, SourceRef
 from ingestor.run.flow import Flow, cancel
-from ingestor.sinks.dead_letter import DeadLetterEntry, FileStore, raw_bytes, read_dead_letter_lines
+from ingestor.sinks.dead_letter import DeadLetterEntry, raw_bytes
+from ingestor.sinks.dead_letter_file import FileStore, read_dead_letter_lines
 from ingestor.sinks.logs_ingestion import LogsIngestionSink
 from ingestor.sinks.retry import RetryPolicy
 from ingestor.sinks.service import Uploader
