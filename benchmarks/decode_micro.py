@@ -52,7 +52,7 @@ def measure(decoder: MessageDecoder, messages: list[bytes], runs: int) -> dict[s
             result = decoder.decode(message)
             rows += len(result.rows)
             rejected += len(result.rejected)
-            skipped += sum(result.skipped.values())
+            skipped += result.skipped.total()
         times.append(time.process_time() - started)
     median = statistics.median(times)
     records = rows + rejected + skipped
