@@ -306,7 +306,8 @@ def profile_summary(path: Path) -> dict[str, float]:
     return {k: round(v / max(total, 1), 3) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
 
 
-def main() -> None:
+def arguments(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, float]]:
+    """`make bench`'s arguments (`BENCH_ARGS`) and the input's table weights; exits naming a bad one."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
@@ -322,12 +323,16 @@ def main() -> None:
         "DEFAULT_MIX), device (the ten Device tables, the input of every run before issue 21, for --against one) "
         "or your tenant's weights, as `ingestor generate --mix` takes them (DeviceProcessEvents=30,...)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         mix = parse_mix(args.mix)
     except argparse.ArgumentTypeError as exc:
         parser.error(f"--mix: {exc}")
+    return args, mix
 
+
+def main() -> None:
+    args, mix = arguments()
     generator = TrafficGenerator(seed=1, mix=mix)
     messages = list(generator.messages(records=args.records))
     records, raw = generator.manifest.records, sum(map(len, messages))
